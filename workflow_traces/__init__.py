@@ -1,0 +1,54 @@
+"""workflow-traces: trace workflow runs to files, SQLite, REST services and Elasticsearch.
+
+The caller's thread only builds a record and queues it; each sink has its own bounded buffer and
+worker thread. ``import workflow_traces`` stays light: pydantic and the network clients load
+only when something needs them.
+"""
+
+from __future__ import annotations
+
+from ._channel import SinkHealth
+from ._context import Scope, current_scope, trace_scope
+from ._errors import (
+    ConfigError,
+    RunNotFoundError,
+    SinkError,
+    TraceClosedError,
+    TraceError,
+    UnsafeRunIdError,
+)
+from ._file import WorkflowFileHandler
+from ._handler import BufferedHandler
+from ._multi import MultiHandler
+from ._record import Record
+from ._sqlite import SQLiteHandler
+from ._store import Run, RunSummary, Store, open_store
+from ._trace import MultiTrace, Trace, get_trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BufferedHandler",
+    "ConfigError",
+    "MultiHandler",
+    "MultiTrace",
+    "Record",
+    "Run",
+    "RunNotFoundError",
+    "RunSummary",
+    "SQLiteHandler",
+    "Scope",
+    "SinkError",
+    "SinkHealth",
+    "Store",
+    "Trace",
+    "TraceClosedError",
+    "TraceError",
+    "UnsafeRunIdError",
+    "WorkflowFileHandler",
+    "__version__",
+    "current_scope",
+    "get_trace",
+    "open_store",
+    "trace_scope",
+]

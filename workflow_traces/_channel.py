@@ -1,0 +1,379 @@
+"""A sink's bounded buffer and its worker thread.
+
+The caller's side (:meth:`Channel.offer`) is a length check, a deque append and, when a batch is
+due, an event set: no lock, no formatting, no I/O. The worker takes batches by count, by
+approximate bytes and by ``flush_interval``, hands them to the exporter, retries what can succeed
+later, and keeps the health counters. One channel never waits on another.
+
+Lifecycle, after OpenTelemetry's batch processor: one atexit hook flushes every live channel
+under one shared deadline (registered with the first channel, removed with the last); after
+``os.fork()`` the child clears the parent's pending records and starts its own worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from ._diagnostics import report
+from ._errors import TraceClosedError
+from ._exporter import Exporter, ExportResult
+from ._record import Record
+
+__all__ = ["EXIT_FLUSH_TIMEOUT", "Channel", "RetryPolicy", "SinkHealth", "flush_all"]
+
+#: Seconds that the exit hook waits, in all, for every sink to write what it holds.
+EXIT_FLUSH_TIMEOUT = 10.0
+
+Overflow = Literal["block", "drop"]
+
+
+@dataclass(frozen=True)
+class SinkHealth:
+    """A sink's counters since it was made."""
+
+    name: str
+    written: int
+    dropped: int
+    failed: int
+    queued: int
+    last_error: str | None
+
+
+class RetryPolicy:
+    """When to try a failed batch again. The default suits local sinks: two quick retries."""
+
+    def __init__(self, max_retries: int = 2, base_delay: float = 0.05, max_delay: float = 1.0):
+        self.max_retries = max_retries
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def delay(self, exc: BaseException, attempt: int) -> float | None:
+        """Seconds to wait before retry number ``attempt + 1``, or None to give up."""
+        if attempt >= self.max_retries:
+            return None
+        return float(min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+class _Marker:
+    """Put in the buffer by flush(); set once everything before it has been handled."""
+
+    __slots__ = ("done", "stop")
+
+    def __init__(self, stop: bool = False) -> None:
+        self.done = threading.Event()
+        self.stop = stop
+
+
+class Channel:
+    """One sink's bounded buffer and worker."""
+
+    def __init__(
+        self,
+        exporter: Exporter,
+        *,
+        batch_records: int = 1000,
+        batch_bytes: int = 1 << 62,
+        flush_interval: float = 1.0,
+        capacity: int = 100_000,
+        overflow: Overflow = "block",
+        block_timeout: float = 1.0,
+        max_batch: int = 5000,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.exporter = exporter
+        self.name = exporter.name
+        self._batch_records = max(1, batch_records)
+        self._batch_bytes = max(1, batch_bytes)
+        self._interval = flush_interval
+        self._capacity = capacity
+        self._overflow = overflow
+        self._block_timeout = block_timeout
+        self._max_batch = max(max_batch, self._batch_records)
+        self._retry = retry or RetryPolicy()
+        self._written = 0
+        self._failed = 0
+        self._dropped = 0
+        self._last_error: BaseException | None = None
+        self._errors: list[BaseException] = []
+        self._closed = False
+        self._init_runtime()
+        _register(self)
+
+    # -- set-up, also after fork -------------------------------------------------------------
+    def _init_runtime(self) -> None:
+        self._dq: deque[Record | _Marker] = deque()
+        self._pending_bytes = 0
+        self._wake = threading.Event()
+        self._abandon = threading.Event()
+        self._space = threading.Condition(threading.Lock())
+        self._blocked = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._run, name=f"workflow-traces:{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        if self._closed:
+            return
+        self.exporter.after_fork()
+        self._init_runtime()
+
+    # -- the caller's side ---------------------------------------------------------------------
+    def offer(self, rec: Record) -> None:
+        """Queue ``rec`` for writing. Never does I/O; blocks only under the "block" policy when
+        the buffer is full, and then at most ``block_timeout`` seconds."""
+        dq = self._dq
+        if len(dq) >= self._capacity:
+            self._full(rec, self._overflow == "block")
+            return
+        dq.append(rec)
+        pending = self._pending_bytes + rec.size
+        self._pending_bytes = pending
+        if (len(dq) >= self._batch_records or pending >= self._batch_bytes) and (
+            not self._wake.is_set()
+        ):
+            self._wake.set()
+
+    def offer_nowait(self, rec: Record) -> bool:
+        """Queue ``rec`` if there is room now; False (nothing queued) when the buffer is full."""
+        if len(self._dq) >= self._capacity:
+            if self._overflow == "drop":
+                self._full(rec, False)
+                return True
+            return False
+        self.offer(rec)
+        return True
+
+    def _full(self, rec: Record, block: bool) -> None:
+        if self._closed:
+            with self._lock:
+                self._dropped += 1
+            raise TraceClosedError(f"sink {self.name} is closed: the record was not written")
+        if block and threading.current_thread() is not self._thread:
+            deadline = time.monotonic() + self._block_timeout
+            with self._space:
+                self._blocked += 1
+                try:
+                    self._wake.set()
+                    while len(self._dq) >= self._capacity:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._space.wait(min(remaining, 0.05))
+                finally:
+                    self._blocked -= 1
+            if len(self._dq) < self._capacity:
+                self._dq.append(rec)
+                return
+        with self._lock:
+            self._dropped += 1
+        report(
+            f"drop:{self.name}",
+            f"workflow-traces: sink {self.name} dropped a record: its buffer of "
+            f"{self._capacity} records is full (overflow={self._overflow!r})",
+        )
+
+    # -- flushing and closing ------------------------------------------------------------------
+    def request_flush(self, stop: bool = False) -> _Marker:
+        """Put a marker behind everything queued so far, and wake the worker."""
+        marker = _Marker(stop)
+        self._dq.append(marker)
+        self._wake.set()
+        return marker
+
+    def wait(self, marker: _Marker, timeout: float | None) -> bool:
+        """Wait until ``marker`` is reached; False if ``timeout`` ran out first."""
+        if not self._thread.is_alive() and not marker.done.is_set():
+            return False
+        return marker.done.wait(timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Return once everything queued before the call is written (or has failed for good)."""
+        if self._closed:
+            return True
+        return self.wait(self.request_flush(), timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write what is queued, stop the worker and release the exporter. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._capacity = 0  # every later offer() takes the slow path, which refuses it
+        marker = self.request_flush(stop=True)
+        if not self.wait(marker, timeout):
+            # Out of time: stop retrying, let the worker give up what it holds.
+            self._abandon.set()
+            self._wake.set()
+            marker.done.wait(1.0)
+        self._thread.join(1.0)
+        lost = sum(1 for item in self._dq if isinstance(item, Record))
+        if lost:
+            self._dq.clear()
+            with self._lock:
+                self._dropped += lost
+            report(
+                f"lost:{self.name}",
+                f"workflow-traces: sink {self.name} closed with {lost} records unwritten",
+                logging.ERROR,
+            )
+        _unregister(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def take_error(self) -> BaseException | None:
+        """The last failure since the previous call, or None; clears it."""
+        with self._lock:
+            if not self._errors:
+                return None
+            err = self._errors[-1]
+            self._errors.clear()
+            return err
+
+    def health(self) -> SinkHealth:
+        last = self._last_error
+        return SinkHealth(
+            name=self.name,
+            written=self._written,
+            dropped=self._dropped,
+            failed=self._failed,
+            queued=sum(1 for item in list(self._dq) if not isinstance(item, _Marker)),
+            last_error=None if last is None else f"{type(last).__name__}: {last}",
+        )
+
+    # -- the worker ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        dq = self._dq
+        wake = self._wake
+        stopped = False
+        while not stopped:
+            wake.wait(self._interval)
+            wake.clear()
+            self._pending_bytes = 0
+            while dq:
+                batch: list[Record] = []
+                markers: list[_Marker] = []
+                while dq and len(batch) < self._max_batch:
+                    item = dq.popleft()
+                    if isinstance(item, _Marker):
+                        markers.append(item)
+                        break
+                    batch.append(item)
+                if self._blocked:
+                    with self._space:
+                        self._space.notify_all()
+                if batch:
+                    self._export(batch)
+                for marker in markers:
+                    if marker.stop:
+                        stopped = True
+                    marker.done.set()
+                if stopped:
+                    break
+        try:
+            self.exporter.close()
+        except Exception as exc:
+            self._fail(exc, 0)
+
+    def _export(self, batch: list[Record]) -> None:
+        attempt = 0
+        while batch:
+            try:
+                result: ExportResult | None = self.exporter.export(batch)
+            except Exception as exc:
+                result = ExportResult(retry=batch, error=exc)
+            if result is None:
+                self._written += len(batch)
+                return
+            self._written += len(batch) - len(result.retry) - result.rejected
+            if result.rejected:
+                self._fail(result.error or RuntimeError("records rejected"), result.rejected)
+            batch = result.retry
+            if not batch:
+                return
+            err = result.error or RuntimeError("export failed")
+            delay = self._retry.delay(err, attempt)
+            if delay is None or self._abandon.is_set():
+                self._fail(err, len(batch))
+                return
+            attempt += 1
+            self._abandon.wait(delay)
+
+    def _fail(self, exc: BaseException, count: int) -> None:
+        with self._lock:
+            self._failed += count
+            self._last_error = exc
+            self._errors.append(exc)
+            del self._errors[:-1]
+        report(
+            f"fail:{self.name}:{type(exc).__name__}",
+            f"workflow-traces: sink {self.name} failed to write {count} records: "
+            f"{type(exc).__name__}: {exc}",
+            logging.ERROR,
+        )
+
+
+# -- process-wide lifecycle: one exit hook, fork safety --------------------------------------------
+_live: weakref.WeakSet[Channel] = weakref.WeakSet()
+_live_lock = threading.Lock()
+_hook_registered = False
+
+
+def _register(ch: Channel) -> None:
+    global _hook_registered
+    with _live_lock:
+        _live.add(ch)
+        if not _hook_registered:
+            atexit.register(_at_exit)
+            _hook_registered = True
+
+
+def _unregister(ch: Channel) -> None:
+    global _hook_registered
+    with _live_lock:
+        _live.discard(ch)
+        if not _live and _hook_registered:
+            atexit.unregister(_at_exit)
+            _hook_registered = False
+
+
+def flush_all(channels: list[Channel], timeout: float | None) -> list[Channel]:
+    """Flush several channels under one shared deadline; returns those that ran out of time."""
+    markers = [(ch, ch.request_flush()) for ch in channels if not ch.closed]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    late = []
+    for ch, marker in markers:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not ch.wait(marker, remaining):
+            late.append(ch)
+    return late
+
+
+def _at_exit() -> None:
+    with _live_lock:
+        channels = list(_live)
+    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
+    flush_all(channels, EXIT_FLUSH_TIMEOUT)
+    for ch in channels:
+        ch.close(max(0.0, deadline - time.monotonic()))
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock
+    _live_lock = threading.Lock()
+    for ch in list(_live):
+        ch._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

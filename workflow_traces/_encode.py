@@ -1,0 +1,86 @@
+"""Turning records into JSON-safe dicts and bytes, and back. Runs on sink workers, never on the
+caller's thread.
+
+Bad input is stored safely: text that is not valid UTF-8 (lone surrogates) is escaped, values that
+do not serialize are stored as their repr, and self-referencing containers are cut at the cycle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ._record import Record
+
+__all__ = ["clean_text", "dumps", "json_safe", "record_from_dict", "record_to_dict"]
+
+_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def clean_text(text: str) -> str:
+    """``text`` if it encodes as UTF-8, otherwise with the bad code points backslash-escaped."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _repr(value: Any) -> str:
+    try:
+        return clean_text(repr(value))
+    except Exception as exc:  # a broken __repr__ must not lose the record
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def json_safe(value: Any, _seen: frozenset[int] = frozenset()) -> Any:
+    """A copy of ``value`` that orjson always encodes: containers copied, cycles cut, anything
+    else that does not serialize replaced by its repr."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        if id(value) in _seen:
+            return "<cycle>"
+        seen = _seen | {id(value)}
+        if isinstance(value, dict):
+            return {clean_text(str(k)): json_safe(v, seen) for k, v in value.items()}
+        return [json_safe(v, seen) for v in value]
+    return _repr(value)
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes for ``value``; never raises for odd input."""
+    try:
+        return orjson.dumps(value, default=_repr, option=_OPTS)
+    except (orjson.JSONEncodeError, TypeError, RecursionError):
+        return orjson.dumps(json_safe(value), option=_OPTS)
+
+
+def record_to_dict(rec: Record) -> dict[str, Any]:
+    """The record as a flat JSON-ready dict, with an ISO-8601 UTC ``timestamp``."""
+    d = rec._asdict()
+    d["timestamp"] = rec.timestamp.isoformat(timespec="microseconds")
+    del d["size"]
+    return d
+
+
+_FIELDS = Record._fields
+
+
+def record_from_dict(d: dict[str, Any]) -> Record:
+    """Rebuild a record from :func:`record_to_dict`'s output (unknown keys are ignored)."""
+    values = {k: d[k] for k in _FIELDS if k in d}
+    if "time_ns" not in values and "timestamp" in d:
+        from datetime import datetime
+
+        ts = datetime.fromisoformat(d["timestamp"])
+        values["time_ns"] = int(ts.timestamp()) * 1_000_000_000 + ts.microsecond * 1000
+    values.setdefault("size", 256)
+    return Record(**values)

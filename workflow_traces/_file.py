@@ -1,0 +1,216 @@
+"""The file sink: one folder per run, a JSON-lines file the store reads, and readable text.
+
+Layout under ``path``::
+
+    run_id=<encoded run id>/
+        traces.jsonl     every record, one JSON object a line (what open_store reads)
+        stdout.txt       readable lines below ERROR
+        stderr.txt       readable lines at ERROR and above, and writer(..., is_err=True)
+
+Each batch is written with one ``os.write`` per file on an O_APPEND descriptor, under an
+exclusive ``flock``, so lines from many threads and processes never interleave.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from ._channel import Overflow
+from ._encode import clean_text, dumps, record_to_dict
+from ._errors import ConfigError, UnsafeRunIdError
+from ._handler import BufferedHandler, check_positive
+from ._record import Record
+
+__all__ = ["DEFAULT_FILE_PATH", "FileExporter", "WorkflowFileHandler", "run_dir_name"]
+
+#: Where the file sink writes when no path is given.
+DEFAULT_FILE_PATH = "./logs"
+RECORDS_FILE = "traces.jsonl"
+_PREFIX = "run_id="
+_MAX_NAME = 200
+_SAFE = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def run_dir_name(run_id: str) -> str:
+    """The folder name for ``run_id``: always one plain path component.
+
+    Characters outside ``[A-Za-z0-9_.-]`` are percent-encoded (so ``/``, ``..`` segments and NUL
+    cannot act as path syntax) and the ``run_id=`` prefix means the name is never ``.`` or
+    ``..``. Ids that would make a name longer than 200 characters are refused.
+    """
+    if not isinstance(run_id, str) or not run_id:
+        raise UnsafeRunIdError(f"run_id: expected a non-empty string, got {run_id!r}")
+    encoded = run_id if _SAFE.fullmatch(run_id) else quote(run_id, safe="")
+    name = _PREFIX + encoded
+    if len(name) > _MAX_NAME:
+        raise UnsafeRunIdError(
+            f"run_id: expected at most {_MAX_NAME - len(_PREFIX)} characters once encoded, "
+            f"got {len(encoded)}"
+        )
+    return name
+
+
+def run_id_from_dir(name: str) -> str | None:
+    if not name.startswith(_PREFIX):
+        return None
+    return unquote(name[len(_PREFIX) :])
+
+
+def run_dir(base: Path, run_id: str) -> Path:
+    """``base / run_dir_name(run_id)``, checked to sit directly inside ``base``."""
+    target = base / run_dir_name(run_id)
+    if target.parent.resolve() != base.resolve() or target.name in ("", ".", ".."):
+        raise UnsafeRunIdError(f"run_id: {run_id!r} would leave the log folder {str(base)!r}")
+    return target
+
+
+def _text_line(rec: Record) -> str:
+    where = "/".join(n for n in (rec.workflow_name, rec.job_name, rec.stage_name) if n)
+    ts = rec.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+    msg = clean_text(rec.message).replace("\x00", "\\x00").replace("\n", "\n    ")
+    line = f"{ts} ({rec.run_id}) [{rec.level}] {where + ': ' if where else ''}{msg}"
+    if rec.filename:
+        line += f" ({os.path.basename(rec.filename)}:{rec.lineno})"
+    if rec.exc_traceback:
+        line += "\n    " + clean_text(rec.exc_traceback).rstrip("\n").replace("\n", "\n    ")
+    return line + "\n"
+
+
+class _RunFiles:
+    __slots__ = ("err", "out", "records")
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        self.records = os.open(folder / RECORDS_FILE, flags, 0o644)
+        self.out = os.open(folder / "stdout.txt", flags, 0o644)
+        self.err = os.open(folder / "stderr.txt", flags, 0o644)
+
+    def close(self) -> None:
+        for fd in (self.records, self.out, self.err):
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    if not data:
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class FileExporter:
+    """Writes batches into the per-run folders under ``base``."""
+
+    def __init__(self, base: Path, max_open_runs: int = 64) -> None:
+        self.base = base
+        self.name = f"file:{base}"
+        self._open: OrderedDict[str, _RunFiles] = OrderedDict()
+        self._max_open = max_open_runs
+
+    def _files(self, run_id: str) -> _RunFiles:
+        files = self._open.get(run_id)
+        if files is None:
+            files = _RunFiles(run_dir(self.base, run_id))
+            self._open[run_id] = files
+            while len(self._open) > self._max_open:
+                self._open.popitem(last=False)[1].close()
+        else:
+            self._open.move_to_end(run_id)
+        return files
+
+    def export(self, batch: Sequence[Record]) -> None:
+        groups: dict[str, list[Record]] = {}
+        for rec in batch:
+            groups.setdefault(rec.run_id, []).append(rec)
+        for run_id, recs in groups.items():
+            files = self._files(run_id)
+            lines: list[bytes] = []
+            out: list[str] = []
+            err: list[str] = []
+            for rec in recs:
+                lines.append(dumps(record_to_dict(rec)))
+                (err if rec.is_err or rec.levelno >= 40 else out).append(_text_line(rec))
+            _write_all(files.records, b"\n".join(lines) + b"\n")
+            _write_all(files.out, "".join(out).encode("utf-8", "backslashreplace"))
+            _write_all(files.err, "".join(err).encode("utf-8", "backslashreplace"))
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def after_fork(self) -> None:
+        self._open = OrderedDict()
+
+
+def _prepare_dir(path: str | os.PathLike[str], field: str) -> Path:
+    base = Path(path)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot create folder {str(base)!r}: {exc.strerror}") from exc
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{field}: folder {str(base)!r} is not writable")
+    return base
+
+
+class WorkflowFileHandler(BufferedHandler):
+    """Writes records into one folder per run under ``base_path``.
+
+    ``buffer_size`` is in bytes: the worker writes once about that much is queued, and at least
+    every ``flush_interval`` seconds.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        parent_run_id: str | None = None,
+        base_path: str | os.PathLike[str] | None = None,
+        extras: dict[str, Any] | None = None,
+        *,
+        buffer_size: int = 8192,
+        flush_interval: float = 1.0,
+        queue_size: int = 100_000,
+        overflow: Overflow = "block",
+        block_timeout: float = 1.0,
+        fail_silently: bool = True,
+        level: int = 0,
+    ) -> None:
+        check_positive("buffer_size", buffer_size)
+        run_dir_name(run_id)  # refuse an unusable run_id now, not on the worker
+        extras = extras or {}
+        path = base_path or extras.get("path") or DEFAULT_FILE_PATH
+        self.log_dir = _prepare_dir(path, "path")
+        super().__init__(
+            FileExporter(self.log_dir),
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            extras=extras,
+            batch_records=1 << 30,
+            batch_bytes=buffer_size,
+            flush_interval=flush_interval,
+            queue_size=queue_size,
+            overflow=overflow,
+            block_timeout=block_timeout,
+            fail_silently=fail_silently,
+            level=level,
+        )
+        self.buffer_size = buffer_size
+        self.flush_interval = flush_interval
+
+    @property
+    def run_dir(self) -> Path:
+        """This handler's run folder."""
+        return run_dir(self.log_dir, self.run_id)

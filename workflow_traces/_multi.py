@@ -1,0 +1,218 @@
+"""MultiHandler: one record, built once, fanned out to every sink's buffer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, TypeVar
+
+from ._build import from_log_record, name_defaults, user_extras
+from ._channel import Channel, SinkHealth, flush_all
+from ._diagnostics import IGNORED_LOGGERS, report
+from ._errors import SinkError, TraceClosedError
+from ._handler import BufferedHandler, ForeignHandlerExporter
+from ._record import Record
+
+__all__ = ["MultiHandler"]
+
+H = TypeVar("H", bound=logging.Handler)
+
+Target = tuple[int, Any]
+
+
+class _Closed:
+    """Stands in for every sink once the MultiHandler is closed."""
+
+    def __init__(self, owner: MultiHandler) -> None:
+        self.owner = owner
+
+    def offer(self, rec: Record) -> None:
+        self.owner._logged_after_close(rec)
+
+    def offer_nowait(self, rec: Record) -> bool:
+        self.offer(rec)
+        return True
+
+
+class MultiHandler(logging.Handler):
+    """A ``logging.Handler`` that sends each record to several handlers at once.
+
+    Our sink handlers (file, SQLite, REST, Elasticsearch) take the record into their own buffer;
+    any other ``logging.Handler`` is given a buffer and worker of its own, so its I/O never runs
+    on the caller's thread either. Works with ``logger.addHandler`` and ``dictConfig``.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        parent_run_id: str | None = None,
+        handlers: list[logging.Handler] | None = None,
+        extras: dict[str, Any] | None = None,
+        fail_silently: bool = True,
+        level: int | str = logging.NOTSET,
+    ) -> None:
+        super().__init__(level)
+        self.run_id = run_id
+        self.parent_run_id = parent_run_id
+        self.extras: dict[str, Any] = dict(extras or {})
+        self.fail_silently = fail_silently
+        self._names = name_defaults(self.extras)
+        self._record_extras = user_extras(self.extras)
+        self.handlers: list[logging.Handler] = []
+        self._channels: dict[int, Channel] = {}
+        self._targets: tuple[Target, ...] = ()
+        self._closed = False
+        for handler in handlers or []:
+            self.add_handler(handler)
+
+    # -- managing handlers ---------------------------------------------------------------------
+    def _channel_of(self, handler: logging.Handler) -> Channel:
+        if isinstance(handler, BufferedHandler):
+            return handler.channel
+        ch = self._channels.get(id(handler))
+        if ch is None:
+            ch = Channel(ForeignHandlerExporter(handler), flush_interval=0.5)
+            self._channels[id(handler)] = ch
+        return ch
+
+    def _rebuild(self) -> None:
+        if self._closed:
+            self._targets = ((0, _Closed(self)),)
+            return
+        self._targets = tuple((h.level, self._channel_of(h)) for h in self.handlers)
+
+    def add_handler(self, handler: logging.Handler) -> None:
+        """Start sending records to ``handler`` too."""
+        if not isinstance(handler, logging.Handler):
+            raise TypeError(f"handler: expected a logging.Handler, got {type(handler).__name__}")
+        if handler is self:
+            raise ValueError("handler: a MultiHandler cannot contain itself")
+        if handler not in self.handlers:
+            self.handlers.append(handler)
+            self._rebuild()
+
+    def remove_handler(self, handler: logging.Handler) -> None:
+        """Stop sending records to ``handler``. It is not closed: it may serve elsewhere."""
+        if handler in self.handlers:
+            self.handlers.remove(handler)
+            ch = self._channels.pop(id(handler), None)
+            self._rebuild()
+            if ch is not None:
+                ch.close()
+
+    def get_handler_by_type(self, handler_type: type[H]) -> H | None:
+        """The first handler that is an instance of ``handler_type``, or None."""
+        for handler in self.handlers:
+            if isinstance(handler, handler_type):
+                return handler
+        return None
+
+    def get_handlers_by_type(self, handler_type: type[H]) -> list[H]:
+        """Every handler that is an instance of ``handler_type``."""
+        return [h for h in self.handlers if isinstance(h, handler_type)]
+
+    @property
+    def handler_count(self) -> int:
+        return len(self.handlers)
+
+    @property
+    def handler_types(self) -> list[str]:
+        return [type(h).__name__ for h in self.handlers]
+
+    # -- taking records ------------------------------------------------------------------------
+    def dispatch(self, rec: Record) -> None:
+        """Queue ``rec`` on every sink whose level admits it."""
+        levelno = rec.levelno
+        for lvl, ch in self._targets:
+            if levelno >= lvl:
+                ch.offer(rec)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock: every sink's buffer is safe to append to from any thread.
+        if record.name.startswith(IGNORED_LOGGERS):
+            return False
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            rec = from_log_record(
+                record, self.run_id, self.parent_run_id, self._names, self._record_extras
+            )
+            self.dispatch(rec)
+        except TraceClosedError:
+            if not self.fail_silently:
+                raise
+        except Exception:
+            self.handleError(record)
+
+    def _logged_after_close(self, rec: Record) -> None:
+        message = (
+            f"workflow-traces: a record was logged after close() for run {rec.run_id!r} "
+            "and was not written"
+        )
+        if not self.fail_silently:
+            raise TraceClosedError(message)
+        report(f"closed:{id(self)}", message)
+
+    # -- flushing, closing, health -------------------------------------------------------------
+    def _all_channels(self) -> list[Channel]:
+        return [self._channel_of(h) for h in self.handlers]
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once everything logged before the call is written by every sink, all sinks
+        sharing one deadline. With fail_silently=False, raise SinkError naming each sink that
+        failed, and why."""
+        if self._closed:
+            return
+        late = flush_all(self._all_channels(), timeout)
+        failures: dict[str, BaseException] = {
+            ch.name: TimeoutError(f"flush did not finish within {timeout}s") for ch in late
+        }
+        self._raise(failures)
+
+    def _raise(self, failures: dict[str, BaseException]) -> None:
+        for ch in self._all_channels():
+            err = ch.take_error()
+            if err is not None:
+                failures.setdefault(ch.name, err)
+        if failures and not self.fail_silently:
+            raise SinkError(failures)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush and close every handler, sharing one deadline. Idempotent."""
+        if self._closed:
+            return
+        channels = self._all_channels()
+        self._closed = True
+        self._rebuild()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        flush_all(channels, timeout)
+        failures: dict[str, BaseException] = {}
+        for ch in channels:
+            err = ch.take_error()
+            if err is not None:
+                failures[ch.name] = err
+        for handler in self.handlers:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if isinstance(handler, BufferedHandler):
+                handler.channel.close(remaining)
+                logging.Handler.close(handler)
+            else:
+                self._channels[id(handler)].close(remaining)
+        super().close()
+        if failures and not self.fail_silently:
+            raise SinkError(failures)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def health(self) -> dict[str, SinkHealth]:
+        """Each sink's counters: records written, dropped, failed, queued, and the last error."""
+        return {ch.name: ch.health() for ch in self._all_channels()}
+
+    def __repr__(self) -> str:
+        return f"<MultiHandler run_id={self.run_id!r} handlers={self.handler_types}>"

@@ -1,0 +1,142 @@
+"""The one immutable record type, and the cheap pieces the caller's thread needs to build it.
+
+A record is built once per log call and shared by every sink. Building it costs a frame lookup,
+a clock read, a context-variable read and a tuple: no formatting, no I/O, no lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+__all__ = [
+    "EVENTS",
+    "LEVELS",
+    "SCOPES",
+    "Record",
+    "level_number",
+    "new_record_id",
+]
+
+#: Level names and numbers, the stdlib's.
+LEVELS: dict[str, int] = {
+    "DEBUG": 10,
+    "INFO": 20,
+    "WARNING": 30,
+    "ERROR": 40,
+    "CRITICAL": 50,
+}
+_LEVEL_ALIASES = {"WARN": 30, "EXCEPTION": 40, "FATAL": 50}
+
+#: Lifecycle events and the scopes that emit them.
+EVENTS = ("started", "succeeded", "failed", "skipped", "cancelled")
+SCOPES = ("workflow", "job", "stage")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Record(NamedTuple):
+    """One log line or lifecycle event. Immutable; built once and shared by every sink."""
+
+    time_ns: int
+    level: str
+    levelno: int
+    message: str
+    run_id: str
+    parent_run_id: str | None
+    workflow_name: str | None
+    job_name: str | None
+    stage_name: str | None
+    filename: str | None
+    lineno: int | None
+    func_name: str | None
+    process: int
+    thread: int
+    host: str
+    record_id: str
+    is_err: bool = False
+    extras: dict[str, Any] | None = None
+    exc_type: str | None = None
+    exc_message: str | None = None
+    exc_traceback: str | None = None
+    #: "log" for a log line, "event" for a lifecycle event.
+    kind: str = "log"
+    #: For events: "workflow", "job" or "stage".
+    scope: str | None = None
+    #: For events: one of EVENTS.
+    event: str | None = None
+    #: For events: the status the event leaves its scope in.
+    status: str | None = None
+    #: For end events: seconds since the matching start.
+    duration: float | None = None
+    logger: str | None = None
+    #: Approximate encoded size in bytes, used to batch by bytes.
+    size: int = 256
+
+    @property
+    def timestamp(self) -> datetime:
+        """When the record was made, in UTC, to the microsecond."""
+        return _EPOCH + timedelta(microseconds=self.time_ns // 1000)
+
+
+def level_number(level: str | int) -> int:
+    """The number of a level name (case-insensitive) or number; unknown names raise ValueError."""
+    if isinstance(level, int):
+        return level
+    name = str(level).upper()
+    number = LEVELS.get(name) or _LEVEL_ALIASES.get(name)
+    if number is None:
+        expected = ", ".join(n.lower() for n in (*LEVELS, "exception"))
+        raise ValueError(f"level: expected one of {expected}, got {level!r}")
+    return number
+
+
+def level_name(levelno: int) -> str:
+    """The name of a level number, the stdlib's way for numbers between the named levels."""
+    for name, number in LEVELS.items():
+        if number == levelno:
+            return name
+    return f"Level {levelno}"
+
+
+# Record ids: a random per-process prefix and a counter. Unique across processes and hosts, cheap
+# to make (itertools.count is atomic under the GIL), and renewed in a forked child.
+_ids = itertools.count()
+_id_prefix = os.urandom(8).hex() + "-"
+_pid = os.getpid()
+_host: str | None = None
+
+
+def new_record_id() -> str:
+    """A new, globally unique record id."""
+    return _id_prefix + str(next(_ids))
+
+
+def process_id() -> int:
+    """This process's id, cached (and renewed after fork)."""
+    return _pid
+
+
+def host_name() -> str:
+    """This host's name, looked up once."""
+    global _host
+    if _host is None:
+        _host = socket.gethostname()
+    return _host
+
+
+def _after_fork_in_child() -> None:
+    global _ids, _id_prefix, _pid
+    _ids = itertools.count()
+    _id_prefix = os.urandom(8).hex() + "-"
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# Re-exported for the builders' hot paths.
+get_ident = threading.get_ident

@@ -1,0 +1,252 @@
+"""The SQLite sink: one connection owned by the worker, WAL, batched parameterised inserts.
+
+Each record is one row of ``traces``, keyed by ``record_id`` (``INSERT OR IGNORE``, so a batch
+written twice keeps one copy). The schema carries a version in ``PRAGMA user_version`` and is
+migrated forward on open, inside a write transaction so several processes can open it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._channel import Overflow
+from ._encode import clean_text, dumps
+from ._errors import ConfigError
+from ._handler import BufferedHandler, check_positive
+from ._record import Record
+
+__all__ = ["COLUMNS", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "SQLiteExporter", "SQLiteHandler"]
+
+#: Where the SQLite sink writes when no path is given.
+DEFAULT_SQLITE_PATH = "./logs/workflow_traces.db"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+
+COLUMNS = (
+    "record_id",
+    "time_ns",
+    "timestamp",
+    "level",
+    "levelno",
+    "message",
+    "run_id",
+    "parent_run_id",
+    "workflow_name",
+    "job_name",
+    "stage_name",
+    "kind",
+    "scope",
+    "event",
+    "status",
+    "duration",
+    "filename",
+    "lineno",
+    "func_name",
+    "process",
+    "thread",
+    "host",
+    "logger",
+    "is_err",
+    "exc_type",
+    "exc_message",
+    "exc_traceback",
+    "extras",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE IF NOT EXISTS traces (
+            seq INTEGER PRIMARY KEY,
+            record_id TEXT NOT NULL UNIQUE,
+            time_ns INTEGER NOT NULL,
+            timestamp TEXT NOT NULL,
+            level TEXT NOT NULL,
+            levelno INTEGER NOT NULL,
+            message TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            parent_run_id TEXT,
+            workflow_name TEXT,
+            job_name TEXT,
+            stage_name TEXT,
+            kind TEXT NOT NULL DEFAULT 'log',
+            scope TEXT,
+            event TEXT,
+            status TEXT,
+            duration REAL,
+            filename TEXT,
+            lineno INTEGER,
+            func_name TEXT,
+            process INTEGER,
+            thread INTEGER,
+            host TEXT,
+            logger TEXT,
+            is_err INTEGER NOT NULL DEFAULT 0,
+            exc_type TEXT,
+            exc_message TEXT,
+            exc_traceback TEXT,
+            extras TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS ix_traces_run ON traces (run_id, time_ns)",
+        "CREATE INDEX IF NOT EXISTS ix_traces_parent ON traces (parent_run_id)",
+        "CREATE INDEX IF NOT EXISTS ix_traces_events ON traces (kind, scope, run_id)",
+    ),
+}
+
+_INSERT = (
+    f"INSERT OR IGNORE INTO traces ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+
+
+def _opt_text(value: str | None) -> str | None:
+    return None if value is None else clean_text(value)
+
+
+def _row(rec: Record) -> tuple[Any, ...]:
+    return (
+        rec.record_id,
+        rec.time_ns,
+        rec.timestamp.isoformat(timespec="microseconds"),
+        rec.level,
+        rec.levelno,
+        clean_text(rec.message),
+        clean_text(rec.run_id),
+        _opt_text(rec.parent_run_id),
+        _opt_text(rec.workflow_name),
+        _opt_text(rec.job_name),
+        _opt_text(rec.stage_name),
+        rec.kind,
+        rec.scope,
+        rec.event,
+        rec.status,
+        rec.duration,
+        _opt_text(rec.filename),
+        rec.lineno,
+        _opt_text(rec.func_name),
+        rec.process,
+        rec.thread,
+        rec.host,
+        _opt_text(rec.logger),
+        int(rec.is_err),
+        _opt_text(rec.exc_type),
+        _opt_text(rec.exc_message),
+        _opt_text(rec.exc_traceback),
+        None if rec.extras is None else dumps(rec.extras).decode("utf-8"),
+    )
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL, synchronous=NORMAL and a busy timeout, its
+    schema migrated to the current version."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    migrate(conn)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class SQLiteExporter:
+    """Inserts batches into one SQLite database, one transaction a batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = f"sqlite:{path}"
+        self._conn: sqlite3.Connection | None = None
+
+    def export(self, batch: Sequence[Record]) -> None:
+        if self._conn is None:
+            self._conn = connect(self.path)
+        conn = self._conn
+        rows = [_row(rec) for rec in batch]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def after_fork(self) -> None:
+        self._conn = None  # the parent's connection must not be used (or closed) here
+
+
+def _prepare_db(path: str | os.PathLike[str], field: str) -> Path:
+    db = Path(path)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"{field}: cannot create folder {str(db.parent)!r}: {exc.strerror}"
+        ) from exc
+    if db.is_dir():
+        raise ConfigError(f"{field}: expected a database file, got the folder {str(db)!r}")
+    if not os.access(db.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{field}: folder {str(db.parent)!r} is not writable")
+    return db
+
+
+class SQLiteHandler(BufferedHandler):
+    """Writes records into a SQLite database. ``buffer_size`` is in records: the worker writes a
+    batch once that many are queued, and at least every ``flush_interval`` seconds."""
+
+    def __init__(
+        self,
+        run_id: str,
+        parent_run_id: str | None = None,
+        db_path: str | os.PathLike[str] | None = None,
+        extras: dict[str, Any] | None = None,
+        *,
+        buffer_size: int = 100,
+        flush_interval: float = 2.0,
+        queue_size: int = 100_000,
+        overflow: Overflow = "block",
+        block_timeout: float = 1.0,
+        fail_silently: bool = True,
+        level: int = 0,
+    ) -> None:
+        check_positive("buffer_size", buffer_size)
+        extras = extras or {}
+        path = db_path or extras.get("path") or DEFAULT_SQLITE_PATH
+        self.db_path = _prepare_db(path, "path")
+        super().__init__(
+            SQLiteExporter(self.db_path),
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            extras=extras,
+            batch_records=buffer_size,
+            flush_interval=flush_interval,
+            queue_size=queue_size,
+            overflow=overflow,
+            block_timeout=block_timeout,
+            fail_silently=fail_silently,
+            level=level,
+        )
+        self.buffer_size = buffer_size
+        self.flush_interval = flush_interval

@@ -1,0 +1,328 @@
+"""The trace API users call: ``get_trace``, ``Trace`` and ``MultiTrace``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from time import time_ns
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import ParseResult, urlparse
+
+from . import _record
+from ._build import exception_fields
+from ._channel import SinkHealth
+from ._context import _SCOPE
+from ._errors import TraceClosedError
+from ._multi import MultiHandler
+from ._record import Record, get_ident, host_name, level_name, level_number
+
+__all__ = ["MultiTrace", "Trace", "get_trace"]
+
+H = TypeVar("H", bound=logging.Handler)
+_new = tuple.__new__
+_getframe = sys._getframe
+
+
+class Trace:
+    """Logs a run's records to every sink of its MultiHandler.
+
+    Each call builds one record on the caller's thread and queues it; sink workers write.
+    Workflow, job and stage names come from the active scope (see ``trace_scope``), falling back
+    to those in ``extras``.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        parent_run_id: str | None = None,
+        extras: dict[str, Any] | None = None,
+        handler: MultiHandler | None = None,
+        level: int = logging.DEBUG,
+    ) -> None:
+        self.run_id = run_id
+        self.parent_run_id = parent_run_id
+        self.extras: dict[str, Any] = dict(extras or {})
+        self.handler = handler or MultiHandler(
+            run_id,
+            parent_run_id,
+            extras=self.extras,
+            fail_silently=bool(self.extras.get("fail_silently", True)),
+        )
+        self.level = level
+
+    # -- building and queueing -----------------------------------------------------------------
+    def _build(
+        self,
+        levelno: int,
+        message: Any,
+        is_err: bool,
+        exc: tuple[str | None, str | None, str | None] | None,
+        depth: int,
+    ) -> Record:
+        frame = _getframe(depth)
+        code = frame.f_code
+        sc = _SCOPE.get()
+        h = self.handler
+        names = h._names
+        if type(message) is not str:
+            message = str(message)
+        exc_type, exc_message, exc_tb = exc or (None, None, None)
+        return _new(
+            Record,
+            (
+                time_ns(),
+                level_name(levelno) if levelno not in _NAMES else _NAMES[levelno],
+                levelno,
+                message,
+                self.run_id,
+                self.parent_run_id,
+                sc.workflow_name or names[0],
+                sc.job_name or names[1],
+                sc.stage_name or names[2],
+                code.co_filename,
+                frame.f_lineno,
+                code.co_name,
+                _record._pid,
+                get_ident(),
+                _record._host or host_name(),
+                _record._id_prefix + str(next(_record._ids)),
+                is_err,
+                h._record_extras,
+                exc_type,
+                exc_message,
+                exc_tb,
+                "log",
+                None,
+                None,
+                None,
+                None,
+                None,
+                len(message) + 256,
+            ),
+        )
+
+    def _log(self, levelno: int, message: Any, is_err: bool = False, exc: Any = None) -> None:
+        if levelno < self.level:
+            return
+        rec = self._build(levelno, message, is_err or levelno >= 40, exc, 3)
+        try:
+            for lvl, ch in self.handler._targets:
+                if levelno >= lvl:
+                    ch.offer(rec)
+        except TraceClosedError:
+            if not self.handler.fail_silently:
+                raise
+            self.handler._logged_after_close(rec)
+
+    def debug(self, message: Any) -> None:
+        self._log(10, message)
+
+    def info(self, message: Any) -> None:
+        self._log(20, message)
+
+    def warning(self, message: Any) -> None:
+        self._log(30, message)
+
+    def error(self, message: Any) -> None:
+        self._log(40, message)
+
+    def critical(self, message: Any) -> None:
+        self._log(50, message)
+
+    def exception(self, message: Any) -> None:
+        """Log at ERROR with the exception being handled, its type, message and traceback."""
+        self._log(40, message, True, exception_fields(sys.exc_info()))  # type: ignore[arg-type]
+
+    def writer(self, message: Any, level: str | int, is_err: bool = False) -> None:
+        """Log ``message`` at ``level`` (a name such as "info", or a number). ``is_err`` sends
+        it to the error stream of text sinks whatever its level. An unknown level name raises
+        ValueError naming the level and the valid ones."""
+        levelno = level_number(level)
+        exc = exception_fields(sys.exc_info()) if str(level).lower() == "exception" else None  # type: ignore[arg-type]
+        self._log(levelno, message, is_err, exc)
+
+    def event(
+        self,
+        scope: str,
+        event: str,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        duration: float | None = None,
+        error: BaseException | None = None,
+    ) -> Record:
+        """Log a lifecycle event: ``scope`` is workflow/job/stage, ``event`` one of started,
+        succeeded, failed, skipped, cancelled. Returns the record queued."""
+        if scope not in _record.SCOPES:
+            raise ValueError(f"scope: expected one of {', '.join(_record.SCOPES)}, got {scope!r}")
+        if event not in _record.EVENTS:
+            raise ValueError(f"event: expected one of {', '.join(_record.EVENTS)}, got {event!r}")
+        status = status or ("running" if event == "started" else event)
+        levelno = 40 if event == "failed" else 20
+        exc = None
+        if error is not None:
+            exc = exception_fields((type(error), error, error.__traceback__))
+        label = name or "?"
+        text = f"{scope} {label!r} {event}"
+        if duration is not None:
+            text += f" in {duration:.3f}s"
+        if error is not None:
+            text += f": {type(error).__name__}: {error}"
+        rec = self._build(levelno, text, levelno >= 40, exc, 2)._replace(
+            kind="event", scope=scope, event=event, status=status, duration=duration
+        )
+        if name is not None:
+            if scope == "workflow":
+                rec = rec._replace(workflow_name=name)
+            elif scope == "job":
+                rec = rec._replace(job_name=name)
+            else:
+                rec = rec._replace(stage_name=name)
+        for lvl, ch in self.handler._targets:
+            if levelno >= lvl:
+                ch.offer(rec)
+        return rec
+
+    # -- async twins: queue without blocking the event loop --------------------------------------
+    async def awriter(self, message: Any, level: str | int, is_err: bool = False) -> None:
+        levelno = level_number(level)
+        if levelno < self.level:
+            return
+        rec = self._build(levelno, message, is_err or levelno >= 40, None, 2)
+        try:
+            for lvl, ch in self.handler._targets:
+                if levelno >= lvl and not ch.offer_nowait(rec):
+                    # The buffer is full and the policy is to block: wait off the loop.
+                    await asyncio.to_thread(ch.offer, rec)
+        except TraceClosedError:
+            if not self.handler.fail_silently:
+                raise
+            self.handler._logged_after_close(rec)
+
+    async def adebug(self, message: Any) -> None:
+        await self.awriter(message, 10)
+
+    async def ainfo(self, message: Any) -> None:
+        await self.awriter(message, 20)
+
+    async def awarning(self, message: Any) -> None:
+        await self.awriter(message, 30)
+
+    async def aerror(self, message: Any) -> None:
+        await self.awriter(message, 40)
+
+    async def acritical(self, message: Any) -> None:
+        await self.awriter(message, 50)
+
+    async def aexception(self, message: Any) -> None:
+        self.exception(message)
+
+    # -- handlers --------------------------------------------------------------------------------
+    def add_handler(self, handler: logging.Handler) -> None:
+        self.handler.add_handler(handler)
+
+    def remove_handler(self, handler: logging.Handler) -> None:
+        self.handler.remove_handler(handler)
+
+    def get_handler_by_type(self, handler_type: type[H]) -> H | None:
+        return self.handler.get_handler_by_type(handler_type)
+
+    def get_handlers_by_type(self, handler_type: type[H]) -> list[H]:
+        return self.handler.get_handlers_by_type(handler_type)
+
+    @property
+    def handler_count(self) -> int:
+        return self.handler.handler_count
+
+    @property
+    def handler_types(self) -> list[str]:
+        return self.handler.handler_types
+
+    def health(self) -> dict[str, SinkHealth]:
+        """Each sink's counters: written, dropped, failed, queued, last error."""
+        return self.handler.health()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once everything logged before the call is written."""
+        self.handler.flush(timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush and close every sink. Idempotent."""
+        self.handler.close(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> None:
+        await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float | None = 30.0) -> None:
+        await asyncio.to_thread(self.close, timeout)
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Trace:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} run_id={self.run_id!r} handlers={self.handler_types}>"
+
+
+_NAMES = {number: name for name, number in _record.LEVELS.items()}
+
+
+class MultiTrace(Trace):
+    """A trace over a MultiHandler, with the spec's constructor."""
+
+    def __init__(
+        self,
+        url: ParseResult,
+        run_id: str,
+        parent_run_id: str | None = None,
+        extras: dict[str, Any] | None = None,
+        handler: MultiHandler | None = None,
+    ) -> None:
+        super().__init__(run_id, parent_run_id, extras, handler)
+        self.url = url
+
+
+def get_trace(
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    extras: dict[str, Any] | None = None,
+) -> MultiTrace:
+    """A trace for ``run_id``, its sinks built from ``extras`` (``trace_type`` and, for
+    "multi", ``handlers``) over the TRACE_* settings. Inside a scope, a missing run_id and
+    parent_run_id come from the scope; otherwise a run_id is generated."""
+    from ._factory import build_handlers
+
+    sc = _SCOPE.get()
+    if run_id is None:
+        run_id = sc.run_id or uuid.uuid4().hex
+        if parent_run_id is None:
+            parent_run_id = sc.parent_run_id
+    extras = dict(extras or {})
+    trace_type, fail_silently, handlers, merged = build_handlers(run_id, parent_run_id, extras)
+    handler = MultiHandler(
+        run_id, parent_run_id, handlers=handlers, extras=merged, fail_silently=fail_silently
+    )
+    url = urlparse(f"{trace_type}://")
+    return MultiTrace(url, run_id, parent_run_id, merged, handler)
