@@ -104,7 +104,10 @@ def from_log_record(
     try:
         message = lr.getMessage()
     except Exception as exc:
-        message = f"{lr.msg!r} % {lr.args!r} (message formatting failed: {exc!r})"
+        try:
+            message = f"{lr.msg!r} % {lr.args!r} (message formatting failed: {exc!r})"
+        except Exception:  # the arguments' repr fails too: keep the record all the same
+            message = f"<message formatting failed: {type(exc).__name__}>"
     if lr.exc_info:
         exc_type, exc_message, exc_tb = exception_fields(lr.exc_info)  # type: ignore[arg-type]
     elif lr.exc_text:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ._config import (
@@ -16,7 +17,7 @@ from ._config import (
 from ._diagnostics import report
 from ._errors import ConfigError, TraceError
 
-__all__ = ["build_handler", "build_handlers"]
+__all__ = ["build_child", "build_handler", "build_handlers"]
 
 _SINGLE: dict[str, type[FileConfig] | type[SQLiteConfig]] = {
     "file": FileConfig,
@@ -99,3 +100,34 @@ def build_handlers(
                 f"workflow-traces: left out handler {index} ({cfg.type}): {exc}",
             )
     return config.trace_type, config.fail_silently, handlers, extras
+
+
+def build_child(
+    data: Mapping[str, Any],
+    index: int,
+    run_id: str,
+    parent_run_id: str | None,
+    extras: dict[str, Any],
+    fail_silently: bool,
+) -> logging.Handler | None:
+    """A MultiHandler child from a handler config dict (``{"type": "file", ...}``), as given to
+    ``MultiHandler(handlers=[...])`` or by ``logging.config.dictConfig``. Invalid keys raise
+    ConfigError naming ``handlers[index]``; a handler that cannot be built raises when
+    fail_silently is False, and is left out (None), with a warning, when it is True."""
+    try:
+        cfg: Any = validate_handler(dict(data))
+    except ConfigError as exc:
+        lines = str(exc).splitlines()
+        raise ConfigError("\n".join(f"handlers[{index}].{line}" for line in lines)) from None
+    try:
+        return build_handler(cfg, run_id, parent_run_id, extras, fail_silently)
+    except (TraceError, OSError) as exc:
+        if not fail_silently:
+            if isinstance(exc, ConfigError):
+                raise ConfigError(f"handlers[{index}].{exc}") from None
+            raise
+        report(
+            f"build:{cfg.type}",
+            f"workflow-traces: left out handler {index} ({cfg.type}): {exc}",
+        )
+        return None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from ._build import from_log_record, name_defaults, user_extras
 from ._channel import Channel, Overflow, RetryPolicy, SinkHealth
-from ._diagnostics import IGNORED_LOGGERS
-from ._errors import ConfigError, SinkError
+from ._diagnostics import IGNORED_LOGGERS, report
+from ._errors import ConfigError, SinkError, TraceClosedError
 from ._exporter import Exporter, ExportResult
 from ._record import Record
 
@@ -71,6 +72,14 @@ class BufferedHandler(logging.Handler):
             retry=retry,
         )
         self.name: str = self.channel.name
+        #: MultiHandlers holding this handler; they cache its level and are told of changes.
+        self._owners: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def setLevel(self, level: int | str) -> None:
+        """Set the level; MultiHandlers holding this handler apply it at once."""
+        super().setLevel(level)
+        for owner in list(self._owners):
+            owner._rebuild()
 
     # -- logging.Handler -----------------------------------------------------------------------
     def handle(self, record: logging.LogRecord) -> bool:
@@ -87,6 +96,10 @@ class BufferedHandler(logging.Handler):
                 record, self.run_id, self.parent_run_id, self._names, self._record_extras
             )
             self.channel.offer(rec)
+        except TraceClosedError as exc:  # logged after close(): counted as dropped by the channel
+            if not self.fail_silently:
+                raise
+            report(f"closed:{id(self)}", f"workflow-traces: {exc}")
         except Exception:
             self.handleError(record)
 
@@ -122,7 +135,10 @@ class ForeignHandlerExporter:
         self.name = f"{type(handler).__name__}@{id(handler):x}"
 
     def export(self, batch: Sequence[Record]) -> ExportResult | None:
+        level = self.handler.level  # read here, so a level set after adding takes effect
         for rec in batch:
+            if rec.levelno < level:
+                continue
             lr = logging.LogRecord(
                 rec.logger or "workflow_traces.record",
                 rec.levelno,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._build import from_log_record, name_defaults, user_extras
 from ._channel import Channel, SinkHealth, flush_all
 from ._diagnostics import IGNORED_LOGGERS, report
-from ._errors import SinkError, TraceClosedError
+from ._errors import ConfigError, SinkError, TraceClosedError
 from ._handler import BufferedHandler, ForeignHandlerExporter
 from ._record import Record
 
@@ -40,13 +43,18 @@ class MultiHandler(logging.Handler):
     Our sink handlers (file, SQLite, REST, Elasticsearch) take the record into their own buffer;
     any other ``logging.Handler`` is given a buffer and worker of its own, so its I/O never runs
     on the caller's thread either. Works with ``logger.addHandler`` and ``dictConfig``.
+
+    ``handlers`` holds handler objects, or handler config dicts (``{"type": "sqlite", "path":
+    ...}``, the keys ``get_trace`` takes) that are built here. From ``dictConfig``, children are
+    either such dicts or ``"cfg://handlers.<name>"`` references to handlers it has already built
+    (it builds them in name order, so the children's names must sort before this one's).
     """
 
     def __init__(
         self,
         run_id: str,
         parent_run_id: str | None = None,
-        handlers: list[logging.Handler] | None = None,
+        handlers: Sequence[logging.Handler | Mapping[str, Any]] | None = None,
         extras: dict[str, Any] | None = None,
         fail_silently: bool = True,
         level: int | str = logging.NOTSET,
@@ -62,8 +70,32 @@ class MultiHandler(logging.Handler):
         self._channels: dict[int, Channel] = {}
         self._targets: tuple[Target, ...] = ()
         self._closed = False
-        for handler in handlers or []:
-            self.add_handler(handler)
+        self._after_close = 0
+        self._after_close_lock = threading.Lock()
+        for index in range(len(handlers or ())):
+            # Item by item: dictConfig's lists resolve "cfg://" references on item access only.
+            child = self._child(handlers[index], index)  # type: ignore[index]
+            if child is not None:
+                self.add_handler(child)
+
+    def _child(self, item: Any, index: int) -> logging.Handler | None:
+        if isinstance(item, logging.Handler):
+            return item
+        if isinstance(item, Mapping) and "type" in item:
+            from ._factory import build_child
+
+            return build_child(
+                item, index, self.run_id, self.parent_run_id, self.extras, self.fail_silently
+            )
+        if isinstance(item, Mapping) and ("class" in item or "()" in item):
+            raise ConfigError(
+                f"handlers[{index}]: that handler is not built yet; dictConfig builds handlers "
+                "in name order, so give the MultiHandler a name that sorts after its children's"
+            )
+        raise TypeError(
+            f"handlers[{index}]: expected a logging.Handler or a handler config dict with a "
+            f"'type', got {type(item).__name__}"
+        )
 
     # -- managing handlers ---------------------------------------------------------------------
     def _channel_of(self, handler: logging.Handler) -> Channel:
@@ -79,7 +111,12 @@ class MultiHandler(logging.Handler):
         if self._closed:
             self._targets = ((0, _Closed(self)),)
             return
-        self._targets = tuple((h.level, self._channel_of(h)) for h in self.handlers)
+        # Our handlers tell us when their level changes (see BufferedHandler.setLevel); any
+        # other handler's level is checked on its worker, when the record is written.
+        self._targets = tuple(
+            (h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
+            for h in self.handlers
+        )
 
     def add_handler(self, handler: logging.Handler) -> None:
         """Start sending records to ``handler`` too."""
@@ -89,12 +126,16 @@ class MultiHandler(logging.Handler):
             raise ValueError("handler: a MultiHandler cannot contain itself")
         if handler not in self.handlers:
             self.handlers.append(handler)
+            if isinstance(handler, BufferedHandler):
+                handler._owners.add(self)
             self._rebuild()
 
     def remove_handler(self, handler: logging.Handler) -> None:
         """Stop sending records to ``handler``. It is not closed: it may serve elsewhere."""
         if handler in self.handlers:
             self.handlers.remove(handler)
+            if isinstance(handler, BufferedHandler):
+                handler._owners.discard(self)
             ch = self._channels.pop(id(handler), None)
             self._rebuild()
             if ch is not None:
@@ -149,6 +190,8 @@ class MultiHandler(logging.Handler):
             self.handleError(record)
 
     def _logged_after_close(self, rec: Record) -> None:
+        with self._after_close_lock:
+            self._after_close += 1  # counted as dropped by every sink, see health()
         message = (
             f"workflow-traces: a record was logged after close() for run {rec.run_id!r} "
             "and was not written"
@@ -212,7 +255,14 @@ class MultiHandler(logging.Handler):
 
     def health(self) -> dict[str, SinkHealth]:
         """Each sink's counters: records written, dropped, failed, queued, and the last error."""
-        return {ch.name: ch.health() for ch in self._all_channels()}
+        late = self._after_close
+        out = {}
+        for ch in self._all_channels():
+            health = ch.health()
+            if late:
+                health = dataclasses.replace(health, dropped=health.dropped + late)
+            out[ch.name] = health
+        return out
 
     def __repr__(self) -> str:
         return f"<MultiHandler run_id={self.run_id!r} handlers={self.handler_types}>"

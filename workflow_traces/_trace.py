@@ -15,6 +15,7 @@ from . import _record
 from ._build import exception_fields
 from ._channel import SinkHealth
 from ._context import _SCOPE
+from ._diagnostics import report
 from ._errors import TraceClosedError
 from ._multi import MultiHandler
 from ._record import Record, get_ident, host_name, level_name, level_number
@@ -68,7 +69,7 @@ class Trace:
         h = self.handler
         names = h._names
         if type(message) is not str:
-            message = str(message)
+            message = _text(message)
         exc_type, exc_message, exc_tb = exc or (None, None, None)
         return _new(
             Record,
@@ -139,8 +140,9 @@ class Trace:
     def writer(self, message: Any, level: str | int, is_err: bool = False) -> None:
         """Log ``message`` at ``level`` (a name such as "info", or a number). ``is_err`` sends
         it to the error stream of text sinks whatever its level. An unknown level name raises
-        ValueError naming the level and the valid ones."""
-        levelno = level_number(level)
+        ValueError naming the level and the valid ones with fail_silently=False; otherwise the
+        record is logged at WARNING and the level reported."""
+        levelno = _writer_level(self.handler, level)
         exc = exception_fields(sys.exc_info()) if str(level).lower() == "exception" else None  # type: ignore[arg-type]
         self._log(levelno, message, is_err, exc)
 
@@ -188,7 +190,7 @@ class Trace:
 
     # -- async twins: queue without blocking the event loop --------------------------------------
     async def awriter(self, message: Any, level: str | int, is_err: bool = False) -> None:
-        levelno = level_number(level)
+        levelno = _writer_level(self.handler, level)
         if levelno < self.level:
             return
         rec = self._build(levelno, message, is_err or levelno >= 40, None, 2)
@@ -287,6 +289,26 @@ class Trace:
 
 
 _NAMES = {number: name for name, number in _record.LEVELS.items()}
+
+
+def _text(message: Any) -> str:
+    """``str(message)``; a broken ``__str__`` must not reach the caller."""
+    try:
+        return str(message)
+    except Exception as exc:
+        return f"<unprintable {type(message).__name__}: {type(exc).__name__}>"
+
+
+def _writer_level(handler: MultiHandler, level: str | int) -> int:
+    """The number of ``level``. An unknown name raises ValueError with fail_silently=False;
+    otherwise it is reported and WARNING is used, so the record is not lost."""
+    try:
+        return level_number(level)
+    except ValueError as exc:
+        if not handler.fail_silently:
+            raise
+        report(f"level:{str(level)[:50]}", f"workflow-traces: {exc}; logged at WARNING")
+        return 30
 
 
 class MultiTrace(Trace):

@@ -1,0 +1,112 @@
+"""Helpers for the core's robustness tests (imported by the test modules of this folder)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from workflow_traces import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+def multi_extras(base: Path | str, **more: Any) -> dict[str, Any]:
+    """A "multi" config with one file and one SQLite sink under ``base``."""
+    base = Path(base)
+    return {
+        "trace_type": "multi",
+        "handlers": [
+            {"type": "file", "path": str(base / "files")},
+            {"type": "sqlite", "path": str(base / "traces.db")},
+        ],
+        **more,
+    }
+
+
+def sink_locations(base: Path | str) -> list[Path]:
+    base = Path(base)
+    return [base / "files", base / "traces.db"]
+
+
+def record_ids(location: Path | str, run_id: str) -> Counter[str]:
+    """How many times each record_id of ``run_id`` is stored at ``location`` (via open_store).
+
+    The file store drops repeated ids when reading, so for files the raw JSON lines are also
+    counted (see ``raw_file_ids``)."""
+    with open_store(location) as store:
+        try:
+            run = store.get_run(run_id)
+        except KeyError:
+            return Counter()
+        return Counter(r.record_id for r in run.records)
+
+
+def raw_file_ids(run_folder: Path) -> Counter[str]:
+    """Record ids counted straight from a run folder's traces.jsonl, duplicates included."""
+    import orjson
+
+    counts: Counter[str] = Counter()
+    with open(run_folder / "traces.jsonl", "rb") as fh:
+        for line in fh:
+            counts[orjson.loads(line)["record_id"]] += 1
+    return counts
+
+
+def messages(location: Path | str, run_id: str) -> list[str]:
+    with open_store(location) as store:
+        return [r.message for r in store.get_run(run_id).records]
+
+
+def run_script(
+    code: str,
+    cwd: Path,
+    *,
+    timeout: float = 60,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (the project's venv) with ``cwd`` as working folder."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.run(
+        [PYTHON, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"script failed ({proc.returncode}):\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def start_script(code: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PYTHON, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def files_outside(root: Path, allowed: Path) -> list[Path]:
+    """Every path under ``root`` that is not ``allowed`` or inside it."""
+    allowed = allowed.resolve()
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath, name).resolve()
+            if p != allowed and allowed not in p.parents:
+                out.append(p)
+    return out
