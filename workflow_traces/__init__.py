@@ -24,6 +24,7 @@ from ._record import Record
 from ._sqlite import SQLiteHandler
 from ._store import Run, RunSummary, Store, open_store
 from ._trace import MultiTrace, Trace, get_trace
+from ._tree import Node, render_tree
 
 __version__ = "0.1.0"
 
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "MultiHandler",
     "MultiTrace",
+    "Node",
     "Record",
     "Run",
     "RunNotFoundError",
@@ -50,5 +52,6 @@ __all__ = [
     "current_scope",
     "get_trace",
     "open_store",
+    "render_tree",
     "trace_scope",
 ]

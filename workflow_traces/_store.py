@@ -13,13 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ._encode import record_from_dict
 from ._errors import ConfigError, RunNotFoundError
 from ._record import _EPOCH, Record
+
+if TYPE_CHECKING:
+    from ._tree import Node
 
 __all__ = ["Run", "RunSummary", "Store", "open_store"]
 
@@ -68,6 +71,14 @@ class Run(RunSummary):
     @property
     def logs(self) -> list[Record]:
         return [r for r in self.records if r.kind == "log"]
+
+    @property
+    def tree(self) -> Node:
+        """The run as workflow → jobs → stages, built from its lifecycle events; each node has
+        its status, duration, own log lines and children (see ``Node``)."""
+        from ._tree import build_tree
+
+        return build_tree(self.records, self.run_id)
 
 
 def summarize(

@@ -333,9 +333,22 @@ def get_trace(
 ) -> MultiTrace:
     """A trace for ``run_id``, its sinks built from ``extras`` (``trace_type`` and, for
     "multi", ``handlers``) over the TRACE_* settings. Inside a scope, a missing run_id and
-    parent_run_id come from the scope; otherwise a run_id is generated."""
-    from ._factory import build_handlers
+    parent_run_id come from the scope; otherwise a run_id is generated.
 
+    Inside a workflow scope of the plain or DAG adapter, ``get_trace()`` with no extras (and no
+    run id, or the scope's) returns that workflow's trace, stamped with the current names: no
+    new sinks are opened, and its ``close()`` only flushes."""
+    from ._factory import build_handlers
+    from ._scoped import active_trace
+
+    active = active_trace()
+    if (
+        active is not None
+        and not extras
+        and run_id in (None, active.run_id)
+        and parent_run_id in (None, active.parent_run_id)
+    ):
+        return active
     sc = _SCOPE.get()
     if run_id is None:
         run_id = sc.run_id or uuid.uuid4().hex

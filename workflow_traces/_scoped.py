@@ -1,0 +1,90 @@
+"""The trace a workflow scope shares with everything inside it.
+
+A workflow scope (see ``workflow_traces.integrations.plain``) opens its sinks once. Its jobs and
+stages, and ``get_trace()`` called inside any of them, get a ``ScopedTrace``: a view over the
+workflow's sinks that stamps the run id and the scope's names. Closing a view only flushes; the
+scope that opened the sinks closes them when it ends.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+from urllib.parse import urlparse
+
+from ._context import _SCOPE, Scope
+from ._record import Record
+from ._trace import MultiTrace, Trace
+
+__all__ = ["ScopedTrace", "active_trace"]
+
+_ACTIVE: ContextVar[ScopedTrace | None] = ContextVar("workflow_traces_active", default=None)
+
+
+def active_trace() -> ScopedTrace | None:
+    """The trace of the innermost workflow, job or stage scope in this thread or task."""
+    return _ACTIVE.get()
+
+
+class ScopedTrace(MultiTrace):
+    """A view over a workflow's trace, stamped with one scope.
+
+    Records take the active scope's names while that scope belongs to this run (so the workflow's
+    trace used inside a stage stamps the stage); used anywhere else (a thread started without
+    ``contextvars.copy_context()``, another workflow) they take this view's own scope.
+    ``close()`` only flushes: the workflow scope that opened the sinks closes them.
+    """
+
+    def __init__(
+        self,
+        base: Trace,
+        scope: Scope,
+        *,
+        extras: dict[str, Any] | None = None,
+        record_extras: dict[str, Any] | None = None,
+    ) -> None:
+        url = getattr(base, "url", None) or urlparse("multi://")
+        super().__init__(
+            url,
+            base.run_id,
+            base.parent_run_id,
+            base.extras if extras is None else extras,
+            base.handler,
+        )
+        self.level = base.level
+        self.scope = scope
+        #: Replaces the handler's record extras (a nested workflow's own extras), or None.
+        self.record_extras = record_extras
+
+    def child(self, scope: Scope) -> ScopedTrace:
+        """A view over the same sinks for a scope inside this one."""
+        return ScopedTrace(self, scope, record_extras=self.record_extras)
+
+    def _build(
+        self,
+        levelno: int,
+        message: Any,
+        is_err: bool,
+        exc: tuple[str | None, str | None, str | None] | None,
+        depth: int,
+    ) -> Record:
+        # One frame deeper than Trace._build expects: this override sits in between.
+        if _SCOPE.get().run_id == self.run_id:
+            rec = Trace._build(self, levelno, message, is_err, exc, depth + 1)
+        else:
+            token = _SCOPE.set(self.scope)
+            try:
+                rec = Trace._build(self, levelno, message, is_err, exc, depth + 1)
+            finally:
+                _SCOPE.reset(token)
+        if self.record_extras is not None:
+            rec = rec._replace(extras=self.record_extras)
+        return rec
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush; the sinks stay open until the workflow scope that opened them ends."""
+        self.flush(timeout)
+
+    def __repr__(self) -> str:
+        names = "/".join(n for n in self.scope[:3] if n)
+        return f"<ScopedTrace run_id={self.run_id!r} scope={names!r} handlers={self.handler_types}>"
