@@ -7,6 +7,8 @@ only when something needs them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._channel import SinkHealth
 from ._context import Scope, current_scope, trace_scope
 from ._errors import (
@@ -26,7 +28,26 @@ from ._store import Run, RunSummary, Store, open_store
 from ._trace import MultiTrace, Trace, get_trace
 from ._tree import Node, render_tree
 
+if TYPE_CHECKING:
+    from ._settings import TraceSettings
+
 __version__ = "0.1.0"
+
+#: Public names loaded on first use, so that ``import workflow_traces`` stays light (name ->
+#: module). ``TraceSettings`` needs pydantic-settings.
+_LAZY = {"TraceSettings": "._settings"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BufferedHandler",
@@ -46,6 +67,7 @@ __all__ = [
     "Trace",
     "TraceClosedError",
     "TraceError",
+    "TraceSettings",
     "UnsafeRunIdError",
     "WorkflowFileHandler",
     "__version__",

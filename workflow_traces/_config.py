@@ -8,7 +8,7 @@ value given and what was expected; never pydantic's own dump.
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -23,12 +23,19 @@ from ._errors import ConfigError
 __all__ = [
     "HANDLER_TYPES",
     "ElasticsearchConfig",
+    "EnvStyle",
     "FileConfig",
     "HandlerConfig",
+    "KeyStyle",
     "RestAPIConfig",
     "SQLiteConfig",
     "TraceConfig",
+    "complex_fields",
     "format_validation_error",
+    "handler_model",
+    "is_secret_key",
+    "secret_fields",
+    "validate_handler",
     "validate_trace_config",
 ]
 
@@ -75,7 +82,9 @@ class RestAPIConfig(_Handler):
 
 class ElasticsearchConfig(_Handler):
     type: Literal["elasticsearch"] = "elasticsearch"
+    #: One URL, comma-separated URLs, or a list of URLs.
     es_hosts: str | list[str] = "http://localhost:9200"
+    #: A plain index (created with our mapping on first use), or the data stream's name.
     index_name: str = "workflow-traces"
     username: str | None = None
     password: SecretStr | None = None
@@ -83,6 +92,20 @@ class ElasticsearchConfig(_Handler):
     flush_interval: float = Field(default=2.0, gt=0)
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
+    #: An API key instead of username/password: the encoded key, or "id:key".
+    api_key: SecretStr | None = None
+    #: The CA certificate file (PEM) that signed the cluster's HTTPS certificate.
+    ca_certs: str | None = None
+    #: Verify HTTPS certificates; turn off only on purpose.
+    verify_certs: bool = True
+    #: Write to a data stream named index_name (op_type create) instead of a plain index.
+    data_stream: bool = False
+    #: Gzip request bodies (costs the sink's worker about 18 us a record).
+    http_compress: bool = False
+    #: ECS service.name; defaults to each record's workflow_name.
+    service_name: str | None = None
+    #: Create the index (or the data stream's index template) if it does not exist.
+    manage_index: bool = True
 
 
 HandlerConfig = Annotated[
@@ -114,41 +137,141 @@ _HANDLER_MODELS: dict[str, type[_Handler]] = {
 }
 
 
-def _loc(loc: tuple[int | str, ...], style: str) -> str:
-    if style == "env":
-        return "TRACE_" + "__".join(str(p).upper() for p in loc)
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+Loc = tuple[int | str, ...]
+
+#: Keys whose values are never shown, whatever their type (plus every SecretStr field).
+_SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "auth", "credential", "header")
 
 
-def _closest(word: str, choices: list[str]) -> str:
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+def is_secret_key(key: object) -> bool:
+    """Whether a value under ``key`` must never be shown."""
+    if not isinstance(key, str):
+        return False
+    low = key.lower()
+    return low in _SECRET_FIELDS or any(word in low for word in _SECRET_WORDS)
 
 
-def _describe(err: Any, given: Any) -> str:
+def _mentions(annotation: Any, kinds: tuple[Any, ...]) -> bool:
+    if annotation in kinds or get_origin(annotation) in kinds:
+        return True
+    return any(_mentions(arg, kinds) for arg in get_args(annotation))
+
+
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that hold a SecretStr."""
+    return frozenset(
+        name for name, f in model.model_fields.items() if _mentions(f.annotation, (SecretStr,))
+    )
+
+
+def complex_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that take a list or a dict (given as JSON in a variable)."""
+    return frozenset(
+        name
+        for name, f in model.model_fields.items()
+        if _mentions(f.annotation, (list, dict, tuple, set))
+    )
+
+
+def handler_model(kind: object) -> type[_Handler] | None:
+    """The model for handler type ``kind``, or None."""
+    return _HANDLER_MODELS.get(kind) if isinstance(kind, str) else None
+
+
+_SECRET_FIELDS = frozenset(f for m in _HANDLER_MODELS.values() for f in secret_fields(m))
+
+
+class KeyStyle:
+    """How an error names where it is and the value given: keys as in ``extras``
+    (``handlers[1].buffer_size``). Subclasses name environment variables instead."""
+
+    def __init__(self, prefix: Loc = ()) -> None:
+        self.prefix = prefix
+
+    def name(self, loc: Loc) -> str:
+        out = ""
+        for part in self.prefix + loc:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out or "extras"
+
+    def suggest(self, bad: Loc, good: str) -> str:
+        """How to write ``good``, suggested for the unknown key at ``bad``, in this style."""
+        return repr(good)
+
+    def show(self, loc: Loc, value: Any) -> str:
+        return repr(value)
+
+    def where(self, loc: Loc) -> str:
+        """Where the value at ``loc`` was set, when that is not obvious from its name."""
+        return ""
+
+
+class EnvStyle(KeyStyle):
+    """Names as environment variables: ``TRACE_HANDLERS__1__BUFFER_SIZE``."""
+
+    def name(self, loc: Loc) -> str:
+        return "TRACE_" + "__".join(str(p).upper() for p in self.prefix + loc)
+
+    def suggest(self, bad: Loc, good: str) -> str:
+        return self.name((*bad[:-1], good))
+
+
+def _closest(word: str, choices: list[str], cutoff: float = 0.6) -> str | None:
+    match = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=cutoff)
+    return match[0] if match else None
+
+
+def _describe(err: Any, given: str) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}.get(kind, "<=")
         bound = next(iter(ctx.values()))
-        return f"must be {sign} {bound}, got {given!r}"
+        return f"must be {sign} {bound}, got {given}"
     if kind == "literal_error":
-        return f"expected {ctx.get('expected')}, got {given!r}"
+        return f"expected {ctx.get('expected')}, got {given}"
     if kind == "missing":
         return "is required"
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected a whole number, got {given!r}"
+        return f"expected a whole number, got {given}"
     if kind in ("float_parsing", "float_type"):
-        return f"expected a number, got {given!r}"
+        return f"expected a number, got {given}"
     if kind in ("bool_parsing", "bool_type"):
-        return f"expected true or false, got {given!r}"
-    return f"{err['msg'].lower()}, got {given!r}"
+        return f"expected true or false, got {given}"
+    if kind in ("string_type", "string_sub_type"):
+        return f"expected text, got {given}"
+    if kind == "list_type":
+        return f"expected a list, got {given}"
+    if kind in ("model_attributes_type", "dict_type", "model_type"):
+        return f"expected an object with a 'type' key, got {given}"
+    return f"{err['msg'][:1].lower()}{err['msg'][1:]}, got {given}"
 
 
-def _value_at(data: Any, loc: tuple[int | str, ...]) -> Any:
+def _clean_loc(loc: Loc) -> Loc:
+    # A discriminated union puts the member's tag after the list index: drop it.
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        if (
+            i >= 2
+            and isinstance(part, str)
+            and part in _HANDLER_MODELS
+            and isinstance(loc[i - 1], int)
+            and loc[i - 2] == "handlers"
+        ):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _model_at(data: Any, loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The model whose keys are valid at ``loc`` (the owner of an unknown key)."""
+    owner = _value_at(data, loc)
+    if isinstance(owner, dict) and "type" in owner and (m := handler_model(owner["type"])):
+        return m
+    return root if not loc else None
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
     for part in loc:
         try:
             data = data[part]
@@ -158,38 +281,45 @@ def _value_at(data: Any, loc: tuple[int | str, ...]) -> Any:
 
 
 def format_validation_error(
-    exc: ValidationError, data: Any, style: str = "key", prefix: tuple[int | str, ...] = ()
+    exc: ValidationError,
+    data: Any,
+    style: str | KeyStyle = "key",
+    prefix: Loc = (),
+    root: type[BaseModel] | None = None,
 ) -> str:
-    """One line per problem: ``handlers[1].buffer_size: must be > 0, got -5``. With
-    style="env" the key is the environment variable (``TRACE_HANDLERS__1__BUFFER_SIZE``).
-    Secret values are never echoed."""
+    """One line per problem, naming the key, the value given and what was expected:
+    ``handlers[1].buffer_size: must be > 0, got -5``. With style="env" (or an EnvStyle) the
+    key is the environment variable: ``TRACE_HANDLERS__1__BUFFER_SIZE: must be > 0, got -5``.
+    An unknown key gets the closest valid one suggested; secret values are never shown."""
+    if isinstance(style, str):
+        style = EnvStyle(prefix) if style == "env" else KeyStyle(prefix)
+    root = root or TraceConfig
     lines = []
-    for err in exc.errors(include_input=False):
-        loc = tuple(err["loc"])
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(err["loc"]))
         kind = err["type"]
-        # A union member's name appears in the location: drop it.
-        loc = tuple(p for p in loc if p not in _HANDLER_MODELS or not isinstance(p, str))
-        given = _value_at(data, loc)
-        field = str(loc[-1]) if loc else ""
-        if field in ("api_key", "password") or "token" in field:
-            given = "**********"
+        field = loc[-1] if loc else ""
+        value = err.get("input")
+        given = "**********" if is_secret_key(field) else style.show(loc, value)
         if kind == "extra_forbidden":
-            owner = _value_at(data, loc[:-1])
-            model: type[BaseModel] = TraceConfig
-            if isinstance(owner, dict) and owner.get("type") in _HANDLER_MODELS:
-                model = _HANDLER_MODELS[owner["type"]]
-            valid = sorted(model.model_fields)
-            text = f"unknown key{_closest(field, valid)}; valid keys: {', '.join(valid)}"
+            model = _model_at(data, loc[:-1], root)
+            valid = sorted(k for k in (model.model_fields if model else {}) if k != "type")
+            near = _closest(str(field), valid)
+            hint = f" (did you mean {style.suggest(loc, near)}?)" if near else ""
+            listing = f"; valid keys: {', '.join(valid)}" if valid and loc[:-1] else ""
+            text = f"unknown key{hint}{listing}"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            given = _value_at(data, (*loc, "type"))
-            text = f"type: unknown handler type {given!r}; valid types: {', '.join(HANDLER_TYPES)}"
+            loc = (*loc, "type")
+            tag = value.get("type") if isinstance(value, dict) else None
+            what = "is required" if tag is None else f"unknown handler type {style.show(loc, tag)}"
+            text = f"{what}; valid types: {', '.join(HANDLER_TYPES)}"
         else:
             text = _describe(err, given)
-        lines.append(f"{_loc(prefix + loc, style)}: {text}")
-    return "\n".join(lines)
+        lines.append(f"{style.name(loc)}: {text}{style.where(loc)}")
+    return "\n".join(dict.fromkeys(lines))
 
 
-def validate_trace_config(data: dict[str, Any], style: str = "key") -> TraceConfig:
+def validate_trace_config(data: dict[str, Any], style: str | KeyStyle = "key") -> TraceConfig:
     """Validate ``data`` into a TraceConfig, or raise one ConfigError listing each problem."""
     try:
         return TraceConfig.model_validate(data)
@@ -197,15 +327,18 @@ def validate_trace_config(data: dict[str, Any], style: str = "key") -> TraceConf
         raise ConfigError(format_validation_error(exc, data, style)) from None
 
 
-def validate_handler(data: dict[str, Any], style: str = "key") -> _Handler:
+def validate_handler(data: dict[str, Any], style: str | KeyStyle = "key") -> _Handler:
     """Validate one handler's keys (``type`` selects the model)."""
     kind = data.get("type")
-    model = _HANDLER_MODELS.get(kind) if isinstance(kind, str) else None
+    model = handler_model(kind)
+    if isinstance(style, str):
+        style = EnvStyle() if style == "env" else KeyStyle()
     if model is None:
+        what = "is required" if kind is None else f"unknown handler type {kind!r}"
         raise ConfigError(
-            f"type: unknown handler type {kind!r}; valid types: {', '.join(HANDLER_TYPES)}"
+            f"{style.name(('type',))}: {what}; valid types: {', '.join(HANDLER_TYPES)}"
         )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, data, style)) from None
+        raise ConfigError(format_validation_error(exc, data, style, root=model)) from None

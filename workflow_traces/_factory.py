@@ -12,17 +12,11 @@ from ._config import (
     RestAPIConfig,
     SQLiteConfig,
     validate_handler,
-    validate_trace_config,
 )
 from ._diagnostics import report
 from ._errors import ConfigError, TraceError
 
 __all__ = ["build_child", "build_handler", "build_handlers"]
-
-_SINGLE: dict[str, type[FileConfig] | type[SQLiteConfig]] = {
-    "file": FileConfig,
-    "sqlite": SQLiteConfig,
-}
 
 
 def build_handler(
@@ -65,41 +59,48 @@ def build_handler(
 def build_handlers(
     run_id: str, parent_run_id: str | None, extras: dict[str, Any]
 ) -> tuple[str, bool, list[logging.Handler], dict[str, Any]]:
-    """Validate ``extras`` and build its handlers: (trace_type, fail_silently, handlers,
-    extras as merged). A handler that cannot be built raises when fail_silently is False and is
-    left out, with a warning, when it is True."""
-    top = {k: v for k, v in extras.items() if k != "handlers"}
-    if "handlers" in extras:
-        top["handlers"] = extras["handlers"]
-    trace_type = extras.get("trace_type", "file")
-    single: type[FileConfig] | type[SQLiteConfig] | None = (
-        _SINGLE.get(trace_type) if isinstance(trace_type, str) else None
-    )
-    if single is not None:
-        # The single types take their handler's keys at the top level of extras.
-        keys = {k: extras[k] for k in single.model_fields if k in extras and k != "type"}
-        handler_cfgs: list[Any] = [validate_handler({"type": trace_type, **keys})]
-        top.pop("handlers", None)
-        config = validate_trace_config({k: v for k, v in top.items() if k not in keys})
-    else:
-        config = validate_trace_config(top)
-        handler_cfgs = list(config.handlers)
-        if not handler_cfgs:
-            raise ConfigError("handlers: trace_type 'multi' needs at least one handler, got []")
+    """Resolve the TRACE_* settings with ``extras`` over them and build the handlers:
+    (trace_type, fail_silently, handlers, extras with the settings' stamps added). A handler
+    that cannot be built raises when fail_silently is False and is left out, with a warning,
+    when it is True. The settings are cached (see ``TraceSettings.load``)."""
+    from ._effective import resolve
+    from ._settings import TraceSettings
+
+    profile = extras.get("profile")
+    settings = TraceSettings.load(profile=profile if isinstance(profile, str) else None)
+    eff = resolve(settings, extras)
     handlers: list[logging.Handler] = []
-    for index, cfg in enumerate(handler_cfgs):
+    for index, cfg in enumerate(eff.handlers):
         try:
-            handlers.append(build_handler(cfg, run_id, parent_run_id, extras, config.fail_silently))
+            handlers.append(
+                build_handler(cfg, run_id, parent_run_id, eff.extras, eff.fail_silently)
+            )
         except (TraceError, OSError) as exc:
-            if not config.fail_silently:
-                if isinstance(exc, ConfigError) and single is None:
-                    raise ConfigError(f"handlers[{index}].{exc}") from None
+            if not eff.fail_silently:
+                if isinstance(exc, ConfigError):
+                    raise ConfigError(_name_build_error(exc, index, eff)) from None
                 raise
             report(
                 f"build:{cfg.type}",
-                f"workflow-traces: left out handler {index} ({cfg.type}): {exc}",
+                f"workflow-traces: left out handler {index} ({cfg.type}): "
+                f"{_name_build_error(exc, index, eff)}",
             )
-    return config.trace_type, config.fail_silently, handlers, extras
+    return eff.trace_type, eff.fail_silently, handlers, eff.extras
+
+
+def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:
+    """``path: cannot create ...`` named after what set the path: ``TRACE_HANDLERS__0__PATH``,
+    ``handlers[0].path`` or, for a single trace, ``path`` / ``TRACE_PATH``."""
+    text = str(exc)
+    head, sep, rest = text.partition(": ")
+    if not (sep and head.isidentifier()):
+        return text if eff.trace_type != "multi" else f"handlers[{index}]: {text}"
+    loc = ("handlers", index, head)
+    origin = eff.origins.get(loc)
+    if origin is not None and origin.source != "default":
+        where = f" (set in {origin.file})" if origin.file else ""
+        return f"{origin.name(loc)}: {rest}{where}"
+    return text if eff.trace_type != "multi" else f"handlers[{index}].{text}"
 
 
 def build_child(
