@@ -29,13 +29,14 @@ from ._trace import MultiTrace, Trace, get_trace
 from ._tree import Node, render_tree
 
 if TYPE_CHECKING:
+    from ._elasticsearch import ElasticsearchHandler
     from ._settings import TraceSettings
 
 __version__ = "0.1.0"
 
 #: Public names loaded on first use, so that ``import workflow_traces`` stays light (name ->
 #: module). ``TraceSettings`` needs pydantic-settings.
-_LAZY = {"TraceSettings": "._settings"}
+_LAZY = {"TraceSettings": "._settings", "ElasticsearchHandler": "._elasticsearch"}
 
 
 def __getattr__(name: str) -> Any:
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BufferedHandler",
     "ConfigError",
+    "ElasticsearchHandler",
     "MultiHandler",
     "MultiTrace",
     "Node",

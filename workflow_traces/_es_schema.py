@@ -1,0 +1,246 @@
+"""How a record looks in Elasticsearch: the document (ECS field names plus ours), the mapping,
+and the way back from a document to a record.
+
+ECS fields: ``@timestamp`` (nanosecond precision), ``message``, ``log.level``, ``log.logger``,
+``log.origin.file.name/line``, ``log.origin.function``, ``service.name``, ``host.name``,
+``process.pid``, ``process.thread.id``, ``error.type/message/stack_trace``, ``labels.*`` (the
+run's scalar extras, as keywords) and ``ecs.version``. Ours, at the top level: ``run_id``,
+``parent_run_id``, ``workflow_name``, ``job_name``, ``stage_name``, ``kind``, ``scope``,
+``event``, ``status``, ``duration``, ``record_id``, ``levelno``, ``is_err``, ``time_ns`` (exact
+nanoseconds, so records read back are the records written) and ``extras`` (stored, not indexed).
+Fields whose value is None are left out.
+
+Pure functions only: no client, no I/O. Runs on the sink's worker.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from ._encode import dumps
+from ._record import Record
+
+__all__ = [
+    "ECS_VERSION",
+    "MAPPINGS",
+    "encode_action",
+    "record_from_doc",
+    "record_to_doc",
+    "seq_key",
+    "timestamp_ns",
+]
+
+ECS_VERSION = "8.11.0"
+
+_KEYWORD = {"type": "keyword", "ignore_above": 1024}
+_TEXT = {"type": "text"}
+
+#: The index mapping (also the data stream template's). Unknown top-level fields are kept in
+#: ``_source`` but not indexed (``dynamic: false``), so odd documents cannot explode the mapping.
+MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "dynamic_templates": [
+        {"labels": {"path_match": "labels.*", "mapping": {"type": "keyword", "ignore_above": 1024}}}
+    ],
+    "properties": {
+        "@timestamp": {"type": "date_nanos"},
+        "time_ns": {"type": "long"},
+        "message": _TEXT,
+        "log": {
+            "properties": {
+                "level": _KEYWORD,
+                "logger": _KEYWORD,
+                "origin": {
+                    "properties": {
+                        "file": {
+                            "properties": {"name": _KEYWORD, "line": {"type": "long"}},
+                        },
+                        "function": _KEYWORD,
+                    }
+                },
+            }
+        },
+        "levelno": {"type": "integer"},
+        "service": {"properties": {"name": _KEYWORD}},
+        "host": {"properties": {"name": _KEYWORD}},
+        "process": {
+            "properties": {
+                "pid": {"type": "long"},
+                "thread": {"properties": {"id": {"type": "long"}}},
+            }
+        },
+        "error": {
+            "properties": {
+                "type": _KEYWORD,
+                "message": _TEXT,
+                "stack_trace": {"type": "text", "index": False},
+            }
+        },
+        "labels": {"type": "object", "dynamic": True},
+        "ecs": {"properties": {"version": _KEYWORD}},
+        "run_id": _KEYWORD,
+        "parent_run_id": _KEYWORD,
+        "workflow_name": _KEYWORD,
+        "job_name": _KEYWORD,
+        "stage_name": _KEYWORD,
+        "kind": _KEYWORD,
+        "scope": _KEYWORD,
+        "event": _KEYWORD,
+        "status": _KEYWORD,
+        "duration": {"type": "double"},
+        "record_id": _KEYWORD,
+        "is_err": {"type": "boolean"},
+        "extras": {"type": "object", "enabled": False},
+    },
+}
+
+_LABEL_TYPES = (str, int, float, bool)
+
+# @timestamp text of the last whole second seen, replaced as one tuple so that several sink
+# workers can share it: records arrive in bursts within one second.
+_second_text: tuple[int, str] = (-1, "")
+
+
+def timestamp_ns(time_ns: int) -> str:
+    """``time_ns`` as RFC 3339 UTC text with nanoseconds: ``2024-05-01T12:00:00.123456789Z``."""
+    global _second_text
+    second, frac = divmod(time_ns, 1_000_000_000)
+    cached, prefix = _second_text
+    if cached != second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_text = (second, prefix)
+    return f"{prefix}.{frac:09d}Z"
+
+
+def _labels(extras: dict[str, Any]) -> dict[str, Any] | None:
+    labels = {
+        str(k).replace(".", "_"): v
+        for k, v in extras.items()
+        if isinstance(v, _LABEL_TYPES) and not (isinstance(v, float) and math.isnan(v))
+    }
+    return labels or None
+
+
+def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any]:
+    """The Elasticsearch document for ``rec``."""
+    log: dict[str, Any] = {"level": rec.level}
+    if rec.logger is not None:
+        log["logger"] = rec.logger
+    origin: dict[str, Any] = {}
+    if rec.filename is not None or rec.lineno is not None:
+        file: dict[str, Any] = {}
+        if rec.filename is not None:
+            file["name"] = rec.filename
+        if rec.lineno is not None:
+            file["line"] = rec.lineno
+        origin["file"] = file
+    if rec.func_name is not None:
+        origin["function"] = rec.func_name
+    if origin:
+        log["origin"] = origin
+    doc: dict[str, Any] = {
+        "@timestamp": timestamp_ns(rec.time_ns),
+        "time_ns": rec.time_ns,
+        "message": rec.message,
+        "log": log,
+        "levelno": rec.levelno,
+        "host": {"name": rec.host},
+        "process": {"pid": rec.process, "thread": {"id": rec.thread}},
+        "ecs": {"version": ECS_VERSION},
+        "record_id": rec.record_id,
+        "run_id": rec.run_id,
+        "kind": rec.kind,
+        "is_err": rec.is_err,
+    }
+    service = service_name or rec.workflow_name
+    if service is not None:
+        doc["service"] = {"name": service}
+    for key in ("parent_run_id", "workflow_name", "job_name", "stage_name"):
+        value = getattr(rec, key)
+        if value is not None:
+            doc[key] = value
+    for key in ("scope", "event", "status", "duration"):
+        value = getattr(rec, key)
+        if value is not None:
+            doc[key] = value
+    if rec.exc_type is not None or rec.exc_message is not None or rec.exc_traceback is not None:
+        error: dict[str, Any] = {}
+        if rec.exc_type is not None:
+            error["type"] = rec.exc_type
+        if rec.exc_message is not None:
+            error["message"] = rec.exc_message
+        if rec.exc_traceback is not None:
+            error["stack_trace"] = rec.exc_traceback
+        doc["error"] = error
+    if rec.extras is not None:
+        doc["extras"] = rec.extras
+        labels = _labels(rec.extras) if isinstance(rec.extras, dict) else None
+        if labels:
+            doc["labels"] = labels
+    return doc
+
+
+def encode_action(rec: Record, op: str, service_name: str | None = None) -> bytes:
+    """The two bulk lines (action with ``_id`` = record_id, then the document) for ``rec``."""
+    return (
+        b'{"'
+        + op.encode()
+        + b'":{"_id":'
+        + dumps(rec.record_id)
+        + b"}}\n"
+        + dumps(record_to_doc(rec, service_name))
+        + b"\n"
+    )
+
+
+def _get(doc: dict[str, Any], *path: str) -> Any:
+    value: Any = doc
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def record_from_doc(doc: dict[str, Any]) -> Record:
+    """The record a document was made from (``size`` is not stored: it reads back as 256)."""
+    return Record(
+        time_ns=int(doc["time_ns"]),
+        level=doc["log"]["level"],
+        levelno=int(doc["levelno"]),
+        message=doc["message"],
+        run_id=doc["run_id"],
+        parent_run_id=doc.get("parent_run_id"),
+        workflow_name=doc.get("workflow_name"),
+        job_name=doc.get("job_name"),
+        stage_name=doc.get("stage_name"),
+        filename=_get(doc, "log", "origin", "file", "name"),
+        lineno=_get(doc, "log", "origin", "file", "line"),
+        func_name=_get(doc, "log", "origin", "function"),
+        process=_get(doc, "process", "pid"),
+        thread=_get(doc, "process", "thread", "id"),
+        host=_get(doc, "host", "name"),
+        record_id=doc["record_id"],
+        is_err=bool(doc.get("is_err", False)),
+        extras=doc.get("extras"),
+        exc_type=_get(doc, "error", "type"),
+        exc_message=_get(doc, "error", "message"),
+        exc_traceback=_get(doc, "error", "stack_trace"),
+        kind=doc.get("kind", "log"),
+        scope=doc.get("scope"),
+        event=doc.get("event"),
+        status=doc.get("status"),
+        duration=doc.get("duration"),
+        logger=_get(doc, "log", "logger"),
+    )
+
+
+def seq_key(record_id: str) -> tuple[str, int]:
+    """Orders record ids of one process by creation (``<prefix>-<counter>``), so records with
+    the same time_ns read back in the order the SQLite store gives them."""
+    prefix, _, counter = record_id.rpartition("-")
+    if counter.isdigit():
+        return prefix, int(counter)
+    return record_id, -1

@@ -1,0 +1,8 @@
+"""Helpers for testing code that uses workflow-traces: local stand-ins for the services our
+sinks write to, so tests and examples run with no network."""
+
+from __future__ import annotations
+
+from .elasticsearch import LocalElasticsearch
+
+__all__ = ["LocalElasticsearch"]
