@@ -7,13 +7,21 @@ do not serialize are stored as their repr, and self-referencing containers are c
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 
 from ._record import Record
 
-__all__ = ["clean_text", "dumps", "json_safe", "record_from_dict", "record_to_dict"]
+__all__ = [
+    "clean_text",
+    "dumps",
+    "iso_utc",
+    "json_safe",
+    "record_from_dict",
+    "record_to_dict",
+]
 
 _OPTS = orjson.OPT_NON_STR_KEYS
 
@@ -58,17 +66,97 @@ def json_safe(value: Any, _seen: frozenset[int] = frozenset()) -> Any:
 def dumps(value: Any) -> bytes:
     """JSON bytes for ``value``; never raises for odd input."""
     try:
+        return orjson.dumps(value)
+    except (TypeError, RecursionError):  # orjson.JSONEncodeError is a TypeError
+        pass
+    try:
         return orjson.dumps(value, default=_repr, option=_OPTS)
-    except (orjson.JSONEncodeError, TypeError, RecursionError):
+    except (TypeError, RecursionError):
         return orjson.dumps(json_safe(value), option=_OPTS)
 
 
+_second = (-1, "")
+
+
+def iso_utc(time_ns: int) -> str:
+    """``time_ns`` as ISO-8601 UTC with microseconds, e.g. ``2026-01-02T03:04:05.000006+00:00``.
+
+    The date and time to the second are formatted once per second and reused.
+    """
+    global _second
+    sec = time_ns // 1_000_000_000
+    cached = _second
+    if cached[0] != sec:
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    return "%s.%06d+00:00" % (cached[1], time_ns // 1000 % 1_000_000)  # noqa: UP031 - faster
+
+
 def record_to_dict(rec: Record) -> dict[str, Any]:
-    """The record as a flat JSON-ready dict, with an ISO-8601 UTC ``timestamp``."""
-    d = rec._asdict()
-    d["timestamp"] = rec.timestamp.isoformat(timespec="microseconds")
-    del d["size"]
-    return d
+    """The record as a flat JSON-ready dict, with an ISO-8601 UTC ``timestamp``.
+
+    Written out by hand: unpacking and a dict display are several times faster than
+    ``_asdict()`` on the sink workers' path.
+    """
+    (
+        time_ns,
+        level,
+        levelno,
+        message,
+        run_id,
+        parent_run_id,
+        workflow_name,
+        job_name,
+        stage_name,
+        filename,
+        lineno,
+        func_name,
+        process,
+        thread,
+        host,
+        record_id,
+        is_err,
+        extras,
+        exc_type,
+        exc_message,
+        exc_traceback,
+        kind,
+        scope,
+        event,
+        status,
+        duration,
+        logger,
+        _size,
+    ) = rec
+    return {
+        "timestamp": iso_utc(time_ns),
+        "time_ns": time_ns,
+        "level": level,
+        "levelno": levelno,
+        "message": message,
+        "run_id": run_id,
+        "parent_run_id": parent_run_id,
+        "workflow_name": workflow_name,
+        "job_name": job_name,
+        "stage_name": stage_name,
+        "filename": filename,
+        "lineno": lineno,
+        "func_name": func_name,
+        "process": process,
+        "thread": thread,
+        "host": host,
+        "record_id": record_id,
+        "is_err": is_err,
+        "extras": extras,
+        "exc_type": exc_type,
+        "exc_message": exc_message,
+        "exc_traceback": exc_traceback,
+        "kind": kind,
+        "scope": scope,
+        "event": event,
+        "status": status,
+        "duration": duration,
+        "logger": logger,
+    }
 
 
 _FIELDS = Record._fields

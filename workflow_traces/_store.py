@@ -193,7 +193,8 @@ _SUMMARY = (
 _SUMMARY_SQL = {
     "all": _SUMMARY.format(""),
     "children": _SUMMARY.format(
-        "WHERE run_id IN (SELECT DISTINCT run_id FROM traces WHERE parent_run_id = ?)"
+        "WHERE run_id IN (SELECT DISTINCT run_id FROM traces"
+        " WHERE parent_run_id = ? AND parent_run_id != '')"
     ),
 }
 
@@ -212,8 +213,11 @@ class SQLiteStore(Store):
         return f"sqlite:{self.path}"
 
     def _to_record(self, row: tuple[Any, ...]) -> Record:
-        d = dict(zip(self._columns, row, strict=True))
+        # The sink stores missing text as "" (see _sqlite._row): read it back as None.
+        d = {k: (None if v == "" else v) for k, v in zip(self._columns, row, strict=True)}
         d["is_err"] = bool(d["is_err"])
+        if d["lineno"] == 0:
+            d["lineno"] = None
         if d["extras"] is not None:
             d["extras"] = orjson.loads(d["extras"])
         return record_from_dict(d)
@@ -234,7 +238,9 @@ class SQLiteStore(Store):
         ):
             events.setdefault(run_id, []).append((event, time_ns, duration))
         return [
-            summarize(run_id, parent, workflow, first, last, count, events.get(run_id, []))
+            summarize(
+                run_id, parent or None, workflow or None, first, last, count, events.get(run_id, [])
+            )
             for run_id, parent, workflow, first, last, count in rows
         ]
 
@@ -268,24 +274,17 @@ class FileStore(Store):
         return ids
 
     def _records(self, run_id: str) -> list[Record]:
-        from ._file import RECORDS_FILE, run_dir
+        from ._file import RECORDS_FILE, read_records, run_dir
 
         path = run_dir(self.base, run_id) / RECORDS_FILE
         if not path.is_file():
             return []
         seen: set[str] = set()
         records = []
-        with open(path, "rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    rec = record_from_dict(orjson.loads(line))
-                except (orjson.JSONDecodeError, TypeError, KeyError):
-                    continue  # a line cut short by SIGKILL: skip it, keep the rest
-                if rec.record_id not in seen:
-                    seen.add(rec.record_id)
-                    records.append(rec)
+        for rec in read_records(path):
+            if rec.record_id not in seen:  # a batch written twice keeps one copy
+                seen.add(rec.record_id)
+                records.append(rec)
         records.sort(key=lambda r: r.time_ns)
         return records
 

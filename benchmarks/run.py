@@ -1,0 +1,173 @@
+"""`make bench`: the caller's cost and end-to-end throughput, as ratios to a stdlib
+``logging.FileHandler`` measured in the same run. Figures, not assertions: the machine is shared
+and noisy, so compare ratios, and run twice before believing a change.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workflow_traces import MultiHandler, SQLiteHandler, WorkflowFileHandler, get_trace
+
+N = int(os.environ.get("BENCH_N", "100000"))
+THREADS = 8
+
+
+def rss_kib() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def baseline(tmp: Path) -> tuple[float, float]:
+    logger = logging.getLogger("bench.baseline")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    handler = logging.FileHandler(tmp / "baseline.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
+    logger.addHandler(handler)
+    start = time.perf_counter()
+    for i in range(N):
+        logger.info("processing item %d", i)
+    elapsed = time.perf_counter() - start
+    handler.close()
+    logger.removeHandler(handler)
+    return elapsed / N * 1e6, N / elapsed
+
+
+def extras_for(kind: str, tmp: Path, folder: str) -> dict[str, object]:
+    handlers = {
+        "file": [{"type": "file", "path": str(tmp / folder / "files")}],
+        "sqlite": [{"type": "sqlite", "path": str(tmp / folder / "t.db")}],
+        "multi": [
+            {"type": "file", "path": str(tmp / folder / "files")},
+            {"type": "sqlite", "path": str(tmp / folder / "t.db")},
+        ],
+    }[kind]
+    return {"trace_type": "multi", "handlers": handlers, "workflow_name": "bench"}
+
+
+def through_trace(kind: str, tmp: Path, threads: int = 1) -> tuple[float, float]:
+    trace = get_trace(f"bench-{kind}-{threads}", extras=extras_for(kind, tmp, f"{kind}{threads}"))
+    per_thread = N // threads
+
+    def work() -> None:
+        info = trace.info
+        for i in range(per_thread):
+            info(f"processing item {i}")
+
+    gc.collect()
+    start = time.perf_counter()
+    if threads == 1:
+        work()
+        caller = time.perf_counter() - start
+    else:
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        caller = time.perf_counter() - start
+    trace.flush()
+    total = time.perf_counter() - start
+    trace.close()
+    # With several threads, wall time over all records is the caller's cost per record.
+    return caller / (per_thread * threads) * 1e6, per_thread * threads / total
+
+
+def through_logger(tmp: Path) -> tuple[float, float]:
+    handler = MultiHandler(
+        "bench-logger",
+        handlers=[
+            WorkflowFileHandler("bench-logger", base_path=tmp / "logger" / "files"),
+            SQLiteHandler("bench-logger", db_path=tmp / "logger" / "t.db"),
+        ],
+    )
+    logger = logging.getLogger("bench.multi")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    gc.collect()
+    start = time.perf_counter()
+    for i in range(N):
+        logger.info("processing item %d", i)
+    caller = time.perf_counter() - start
+    handler.flush()
+    total = time.perf_counter() - start
+    handler.close()
+    logger.removeHandler(handler)
+    return caller / N * 1e6, N / total
+
+
+def memory_growth(tmp: Path, total: int = 1_000_000) -> int:
+    """Largest RSS growth (KiB) seen while ``total`` records pass through file + SQLite."""
+    trace = get_trace("bench-memory", extras=extras_for("multi", tmp, "memory"))
+    gc.collect()
+    before = rss_kib()
+    peak = before
+    for i in range(total):
+        trace.info(f"processing item {i}")
+        if i % 10_000 == 0:
+            peak = max(peak, rss_kib())
+    trace.flush()
+    peak = max(peak, rss_kib())
+    trace.close()
+    return peak - before
+
+
+def optional(module: str, n: int) -> list[tuple[str, float]]:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        print(f"  ({module} not available: {exc})")
+        return []
+    result: list[tuple[str, float]] = mod.run(n)
+    return result
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        print(f"workflow-traces benchmark: N={N:,} records per row, {os.cpu_count()} cores\n")
+        base_us, base_rate = baseline(tmp)
+        rows = [("(a) stdlib logging.FileHandler (baseline)", base_us, base_rate)]
+        rows.append(("(b) file sink, trace.info", *through_trace("file", tmp)))
+        rows.append(("(c) SQLite sink, trace.info", *through_trace("sqlite", tmp)))
+        rows.append(("(d) file + SQLite, trace.info", *through_trace("multi", tmp)))
+        rows.append(
+            (f"(d) file + SQLite, {THREADS} threads", *through_trace("multi", tmp, THREADS))
+        )
+        rows.append(("(e) file + SQLite, stdlib Logger + MultiHandler", *through_logger(tmp)))
+        print(f"{'':50} {'caller us/rec':>14} {'ratio':>7} {'end-to-end rec/s':>17} {'ratio':>7}")
+        for label, us, rate in rows:
+            print(
+                f"{label:50} {us:14.2f} {us / base_us:7.3f} {rate:17,.0f} {rate / base_rate:7.2f}"
+            )
+        print(
+            "\ntargets: (d) caller <= 0.15x, also with 8 threads; (e) <= 0.8x; (d) end-to-end >= 2x"
+        )
+        growth = memory_growth(tmp)
+        print(
+            f"\nlargest memory growth while 1,000,000 records pass (file + SQLite): "
+            f"{growth / 1024:.1f} MiB"
+        )
+        print("\nnetwork sinks against local servers (records/s end to end; target >= 50,000):")
+        for module in ("bench_rest", "bench_es"):
+            for label, rate in optional(module, N // 2):
+                print(f"  {label:48} {rate:12,.0f}")
+        four = optional("bench_four", N // 2)
+        for label, value in four:
+            print(f"  {label:48} {value:12.3f}")
+
+
+if __name__ == "__main__":
+    main()
