@@ -127,6 +127,8 @@ def resolve(settings: TraceSettings, extras: dict[str, Any] | None = None) -> Ef
     for key in _TOP:
         if (o := origin_of(key)) is not None:
             origins[(key,)] = o
+    if ("trace_type",) not in origins and trace_type == "multi":
+        origins[("trace_type",)] = Origin(DEFAULT, "handlers are set", ("trace_type",))
     for key in _LOCATING:
         if (o := s_origins.get((key,))) is not None:
             origins[(key,)] = o
@@ -145,8 +147,7 @@ def resolve(settings: TraceSettings, extras: dict[str, Any] | None = None) -> Ef
         if (o := origins.get(("trace_type",))) is not None:
             origins[("handlers", 0, "type")] = o
         path_origin = origin_of("path") if "path" in extras else s_origins.get((path_key,))
-        if path_origin is not None:
-            origins[("handlers", 0, "path")] = path_origin
+        origins[("handlers", 0, "path")] = path_origin or _default_of(path_key)
         for key in SINGLE_KEYS:
             if (o := origin_of(key)) is not None:
                 origins[("handlers", 0, key)] = o
@@ -184,5 +185,9 @@ def _default_path_origin(
     if not isinstance(item, dict) or "path" in item:
         return
     key = _DEFAULT_PATH_KEY.get(item.get("type"))  # type: ignore[arg-type]
-    if key is not None and (o := s_origins.get((key,))) is not None:
-        origins[("handlers", index, "path")] = o
+    if key is not None:
+        origins[("handlers", index, "path")] = s_origins.get((key,)) or _default_of(key)
+
+
+def _default_of(key: str) -> Origin:
+    return Origin(DEFAULT, f"TRACE_{key.upper()}", ("handlers",))

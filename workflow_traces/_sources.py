@@ -84,8 +84,10 @@ class Origin:
 
     def describe(self, loc: Loc) -> str:
         """``environment: TRACE_PATH`` or ``profile file .env.production: TRACE_PATH``."""
+        if self.source == DEFAULT:
+            return f"default ({self.var})" if self.var else DEFAULT
         where = f"{self.source} {self.file}" if self.file else self.source
-        return where if self.source == DEFAULT else f"{where}: {self.name(loc)}"
+        return f"{where}: {self.name(loc)}"
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,8 @@ class _Tree:
                     item[key] = value = json.loads(value)
             if isinstance(value, str) and (key in secrets or is_secret_key(key)):
                 item[key] = SecretStr(value)
+            elif isinstance(value, dict) and key in secrets:
+                item[key] = {k: SecretStr(v) if isinstance(v, str) else v for k, v in value.items()}
 
 
 def _json(layer: Layer, name: str, base: Loc) -> Origin:
