@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -337,6 +338,7 @@ def _register(ch: Channel) -> None:
         if not _hook_registered:
             atexit.register(_at_exit)
             _hook_registered = True
+            _mp_exit_hook()  # a channel made inside a multiprocessing child
 
 
 def _unregister(ch: Channel) -> None:
@@ -374,6 +376,29 @@ def _after_fork_in_child() -> None:
     _live_lock = threading.Lock()
     for ch in list(_live):
         ch._after_fork_in_child()
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        # A multiprocessing child ends with os._exit(): no atexit. Its bootstrap clears the
+        # finalizers inherited from the parent, then runs the after-fork hooks: register ours.
+        mp_util.register_after_fork(_MP_TOKEN, _mp_exit_hook)
+
+
+class _Token:
+    """Something for multiprocessing's after-fork registry to hold a weak reference to."""
+
+
+_MP_TOKEN = _Token()
+_mp_hook_pid = -1
+
+
+def _mp_exit_hook(_token: object = None) -> None:
+    """Flush every sink when a multiprocessing child exits (it skips atexit hooks)."""
+    global _mp_hook_pid
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None or _mp_hook_pid == os.getpid():
+        return
+    _mp_hook_pid = os.getpid()
+    mp_util.Finalize(None, _at_exit, exitpriority=100)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +50,25 @@ def record_ids(location: Path | str, run_id: str) -> Counter[str]:
 
 
 def raw_file_ids(run_folder: Path) -> Counter[str]:
-    """Record ids counted straight from a run folder's traces.jsonl, duplicates included."""
+    """Record ids counted straight from a run folder's traces.jsonl, duplicates included (the
+    store drops repeated ids when reading). Reads both layouts: one JSON object a line, or a
+    header line naming the fields followed by one JSON array a record."""
     import orjson
 
     counts: Counter[str] = Counter()
+    index: int | None = None
     with open(run_folder / "traces.jsonl", "rb") as fh:
         for line in fh:
-            counts[orjson.loads(line)["record_id"]] += 1
+            if not line.strip():
+                continue
+            value = orjson.loads(line)
+            if isinstance(value, dict) and "fields" in value:
+                index = value["fields"].index("record_id")
+            elif isinstance(value, dict):
+                counts[value["record_id"]] += 1
+            else:
+                assert index is not None, "a record line before the header"
+                counts[value[index]] += 1
     return counts
 
 
@@ -88,16 +102,24 @@ def run_script(
     return proc
 
 
-def start_script(code: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextmanager
+def start_script(code: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """Start ``code`` in a fresh interpreter; kill it on the way out if it still runs."""
+    proc = subprocess.Popen(
         [PYTHON, "-c", textwrap.dedent(code)],
         cwd=cwd,
-        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+    with proc:
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def files_outside(root: Path, allowed: Path) -> list[Path]:
