@@ -62,7 +62,7 @@ Kind = Literal["workflow", "job", "stage"]
 
 #: Keys of a workflow's extras that choose sinks: with any of them, a nested workflow opens
 #: sinks of its own instead of sharing its parent's.
-SINK_KEYS = frozenset({"trace_type", "handlers", "path", "base_path", "db_path"})
+SINK_KEYS = frozenset({"trace_type", "handlers", "path", "base_path", "db_path", "profile"})
 
 
 class Skipped(Exception):

@@ -233,6 +233,12 @@ def _line(node: Node, show_attempt: bool, limit: int) -> str:
     return text
 
 
+def _when(item: Node | Record) -> datetime:
+    if isinstance(item, Node):
+        return item.started or item.ended or _EPOCH
+    return item.timestamp
+
+
 def render_tree(node: Node, *, logs: bool = False, width: int = 120) -> str:
     """The tree as text, one node a line with its status and duration; with ``logs``, each
     node's own log lines too. Errors and messages are cut to ``width`` characters."""
@@ -244,6 +250,8 @@ def render_tree(node: Node, *, logs: bool = False, width: int = 120) -> str:
         inner = prefix + {"": "", "└── ": "    "}.get(branch, "│   ")
         items: list[Node | Record] = [*n.records] if logs else []
         items.extend(n.children)
+        if logs:  # log lines and child nodes in the order they happened
+            items.sort(key=_when)
         for i, item in enumerate(items):
             tail = "└── " if i == len(items) - 1 else "├── "
             if isinstance(item, Node):
