@@ -30,13 +30,18 @@ from ._tree import Node, render_tree
 
 if TYPE_CHECKING:
     from ._elasticsearch import ElasticsearchHandler
+    from ._rest import RestAPIHandler
     from ._settings import TraceSettings
 
 __version__ = "0.1.0"
 
 #: Public names loaded on first use, so that ``import workflow_traces`` stays light (name ->
 #: module). ``TraceSettings`` needs pydantic-settings.
-_LAZY = {"TraceSettings": "._settings", "ElasticsearchHandler": "._elasticsearch"}
+_LAZY = {
+    "TraceSettings": "._settings",
+    "ElasticsearchHandler": "._elasticsearch",
+    "RestAPIHandler": "._rest",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -58,6 +63,7 @@ __all__ = [
     "MultiTrace",
     "Node",
     "Record",
+    "RestAPIHandler",
     "Run",
     "RunNotFoundError",
     "RunSummary",

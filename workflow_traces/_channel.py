@@ -5,6 +5,10 @@ due, an event set: no lock, no formatting, no I/O. The worker takes batches by c
 approximate bytes and by ``flush_interval``, hands them to the exporter, retries what can succeed
 later, and keeps the health counters. One channel never waits on another.
 
+Network sinks (a retry policy that ``holds_on_outage``) send through a ``Delivery`` (see
+``_delivery``): circuit breaker, 413 splitting and the optional disk spool. Their records are not
+given up while the service is merely down.
+
 Lifecycle, after OpenTelemetry's batch processor: one atexit hook flushes every live channel
 under one shared deadline (registered with the first channel, removed with the last); after
 ``os.fork()`` the child clears the parent's pending records and starts its own worker.
@@ -21,12 +25,15 @@ import time
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ._diagnostics import report
 from ._errors import TraceClosedError
 from ._exporter import Exporter, ExportResult
 from ._record import Record
+
+if TYPE_CHECKING:
+    from ._delivery import Delivery
 
 __all__ = ["EXIT_FLUSH_TIMEOUT", "Channel", "RetryPolicy", "SinkHealth", "flush_all"]
 
@@ -46,10 +53,22 @@ class SinkHealth:
     failed: int
     queued: int
     last_error: str | None
+    #: Records waiting on disk in the sink's spool (network sinks with ``spool_dir``).
+    spooled: int = 0
+    #: True while the sink's service is unavailable and its circuit breaker is open.
+    circuit_open: bool = False
 
 
 class RetryPolicy:
-    """When to try a failed batch again. The default suits local sinks: two quick retries."""
+    """When to try a failed batch again. The default suits local sinks: two quick retries,
+    then the batch is counted as failed. Network sinks use ``_retry.NetworkRetryPolicy``."""
+
+    #: Whether a batch still failing after ``max_retries`` waits for the service (circuit
+    #: breaker, see ``_delivery``) instead of being given up.
+    holds_on_outage = False
+    #: Folder where a network sink keeps records it cannot send now; None = memory only.
+    spool_dir: str | None = None
+    spool_max_bytes: int = 0
 
     def __init__(self, max_retries: int = 2, base_delay: float = 0.05, max_delay: float = 1.0):
         self.max_retries = max_retries
@@ -61,6 +80,18 @@ class RetryPolicy:
         if attempt >= self.max_retries:
             return None
         return float(min(self.max_delay, self.base_delay * (2**attempt)))
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether sending again may succeed (False: the records are failed at once)."""
+        return True
+
+    def splits(self, exc: BaseException) -> bool:
+        """Whether ``exc`` asks for the batch to be split in halves (HTTP 413)."""
+        return False
+
+    def probe_delay(self, exc: BaseException, probes: int) -> float:
+        """Seconds between probes of a service whose circuit breaker is open."""
+        return self.max_delay
 
 
 class _Marker:
@@ -105,6 +136,13 @@ class Channel:
         self._last_error: BaseException | None = None
         self._errors: list[BaseException] = []
         self._closed = False
+        self._deadline: float | None = None
+        self._waiting: set[_Marker] = set()
+        self._delivery: Delivery | None = None
+        if self._retry.holds_on_outage:
+            from ._delivery import Delivery
+
+            self._delivery = Delivery(self, self._retry)
         self._init_runtime()
         _register(self)
 
@@ -114,6 +152,7 @@ class Channel:
         self._pending_bytes = 0
         self._wake = threading.Event()
         self._abandon = threading.Event()
+        self._kick = threading.Event()  # flush or close requested: a waiting worker looks up
         self._space = threading.Condition(threading.Lock())
         self._blocked = 0
         self._lock = threading.Lock()
@@ -126,6 +165,9 @@ class Channel:
         if self._closed:
             return
         self.exporter.after_fork()
+        if self._delivery is not None:
+            self._delivery.after_fork()
+        self._waiting = set()
         self._init_runtime()
 
     # -- the caller's side ---------------------------------------------------------------------
@@ -187,8 +229,12 @@ class Channel:
     def request_flush(self, stop: bool = False) -> _Marker:
         """Put a marker behind everything queued so far, and wake the worker."""
         marker = _Marker(stop)
+        if self._delivery is not None:
+            with self._lock:
+                self._waiting.add(marker)
         self._dq.append(marker)
         self._wake.set()
+        self._kick.set()
         return marker
 
     def wait(self, marker: _Marker, timeout: float | None) -> bool:
@@ -210,11 +256,13 @@ class Channel:
                 return
             self._closed = True
             self._capacity = 0  # every later offer() takes the slow path, which refuses it
+        self._deadline = None if timeout is None else time.monotonic() + timeout
         marker = self.request_flush(stop=True)
         if not self.wait(marker, timeout):
             # Out of time: stop retrying, let the worker give up what it holds.
             self._abandon.set()
             self._wake.set()
+            self._kick.set()
             marker.done.wait(1.0)
         self._thread.join(1.0)
         lost = sum(1 for item in self._dq if isinstance(item, Record))
@@ -222,6 +270,8 @@ class Channel:
             self._dq.clear()
             with self._lock:
                 self._dropped += lost
+                self._errors.append(RuntimeError(f"closed with {lost} records unwritten"))
+                del self._errors[:-1]
             report(
                 f"lost:{self.name}",
                 f"workflow-traces: sink {self.name} closed with {lost} records unwritten",
@@ -242,26 +292,37 @@ class Channel:
             self._errors.clear()
             return err
 
+    def queued_records(self) -> int:
+        """Records in the buffer now (a snapshot)."""
+        return sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
+
     def health(self) -> SinkHealth:
         last = self._last_error
+        delivery = self._delivery
+        spool = None if delivery is None else delivery.spool
         return SinkHealth(
             name=self.name,
             written=self._written,
             dropped=self._dropped,
             failed=self._failed,
-            queued=sum(1 for item in list(self._dq) if not isinstance(item, _Marker)),
+            queued=self.queued_records() + (0 if delivery is None else delivery.held),
             last_error=None if last is None else f"{type(last).__name__}: {last}",
+            spooled=0 if spool is None else spool.records,
+            circuit_open=False if delivery is None else delivery.breaker.open,
         )
 
     # -- the worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         dq = self._dq
         wake = self._wake
+        delivery = self._delivery
         stopped = False
         while not stopped:
-            wake.wait(self._interval)
+            wake.wait(self._interval if delivery is None else delivery.next_wait(self._interval))
             wake.clear()
             self._pending_bytes = 0
+            if delivery is not None:
+                delivery.pump()
             while dq:
                 batch: list[Record] = []
                 markers: list[_Marker] = []
@@ -279,15 +340,25 @@ class Channel:
                 for marker in markers:
                     if marker.stop:
                         stopped = True
+                        if delivery is not None:
+                            delivery.finish()
+                    if delivery is not None:
+                        with self._lock:
+                            self._waiting.discard(marker)
                     marker.done.set()
                 if stopped:
                     break
         try:
+            if delivery is not None:
+                delivery.close()
             self.exporter.close()
         except Exception as exc:
             self._fail(exc, 0)
 
     def _export(self, batch: list[Record]) -> None:
+        if self._delivery is not None:
+            self._delivery.export(batch)
+            return
         attempt = 0
         while batch:
             try:
@@ -310,6 +381,25 @@ class Channel:
                 return
             attempt += 1
             self._abandon.wait(delay)
+
+    def _note(self, exc: BaseException) -> None:
+        """Remember ``exc`` for the next flush()/close() (and the health summary) without
+        counting records as failed: used while records are held through an outage."""
+        with self._lock:
+            self._last_error = exc
+            self._errors.append(exc)
+            del self._errors[:-1]
+
+    def _release_waiters(self, exc: BaseException) -> None:
+        """Let flush() callers go while the service is unavailable, with ``exc`` reported. A
+        close() keeps waiting (until its deadline)."""
+        with self._lock:
+            waiting = [m for m in self._waiting if not m.stop]
+            self._waiting.difference_update(waiting)
+        if waiting:
+            self._note(exc)
+            for marker in waiting:
+                marker.done.set()
 
     def _fail(self, exc: BaseException, count: int) -> None:
         with self._lock:

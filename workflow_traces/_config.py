@@ -16,7 +16,10 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ._errors import ConfigError
 
@@ -70,14 +73,107 @@ class SQLiteConfig(_Handler):
 
 
 class RestAPIConfig(_Handler):
+    """A REST sink (``workflow_traces._rest``). Keys that only one service uses say so."""
+
     type: Literal["restapi"] = "restapi"
-    api_url: str
-    api_key: SecretStr | None = None
+    #: Which service's payload and auth: datadog, grafana (Loki), cloudwatch, generic.
     service_type: Literal["datadog", "grafana", "cloudwatch", "generic"] = "generic"
+    #: Where to POST. Required except for cloudwatch (https://logs.<region>.amazonaws.com).
+    #: A bare host gets the service's path: /api/v2/logs, /loki/api/v1/push, /v1/logs (otlp).
+    api_url: str | None = Field(default=None, validate_default=True, repr=False)
+    #: datadog: DD-API-KEY; grafana: bearer token (or the basic-auth password with username);
+    #: generic: bearer token. Not used by cloudwatch.
+    api_key: SecretStr | None = None
     buffer_size: int = Field(default=50, gt=0)
     flush_interval: float = Field(default=2.0, gt=0)
     timeout: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
+    #: A network sink drops (counted and reported) rather than block the caller when full.
+    overflow: Overflow = "drop"
+    #: generic only: "json" (one JSON array), "ndjson", or "otlp" (OTLP/HTTP JSON logs).
+    format: Literal["json", "ndjson", "otlp"] = "json"
+    #: Gzip request bodies. Unset: on for datadog, grafana and otlp, off for generic json and
+    #: ndjson; cloudwatch does not take gzip.
+    gzip: bool | None = None
+    #: Extra HTTP headers sent with every request (values are treated as secrets).
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    #: Static labels: Loki stream labels, Datadog tags, OTLP resource attributes.
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: The service name: Datadog ``service``, Loki label ``service``, OTLP ``service.name``.
+    service: str = "workflow-traces"
+    #: Verify HTTPS certificates. Turning this off must be explicit, and is reported.
+    verify: bool = True
+    #: A CA bundle (PEM file) to verify the service's certificate with.
+    ca_certs: str | None = None
+    #: grafana (or generic): HTTP basic auth.
+    username: str | None = None
+    password: SecretStr | None = None
+    #: grafana: the tenant, sent as X-Scope-OrgID.
+    org_id: str | None = None
+    #: cloudwatch: the AWS region (default: from api_url, then AWS_REGION/AWS_DEFAULT_REGION).
+    region: str | None = None
+    log_group: str = "workflow-traces"
+    #: cloudwatch: the stream name; may use {run_id}, {host} and {process}.
+    log_stream: str = "{run_id}"
+    #: cloudwatch: static credentials (default: botocore's chain: env, profile, role).
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    #: Keep records that cannot be sent now on disk here, and send them (oldest first) when
+    #: the service is back, also after a restart. Unset: they wait in memory only.
+    spool_dir: str | None = None
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    #: Backoff between retries (doubling, jittered) and its cap, also the cap between probes
+    #: of a service whose circuit breaker is open.
+    retry_base_delay: float = Field(default=0.5, gt=0)
+    retry_max_delay: float = Field(default=30.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        service = info.data.get("service_type", "generic")
+        if value is None:
+            if service == "cloudwatch":
+                return None
+            raise PydanticCustomError("rest_url", f"is required for service_type {service!r}")
+        scheme, sep, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not sep or not rest.strip("/"):
+            raise PydanticCustomError("rest_url", "expected an http:// or https:// URL")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if (
+                not key
+                or not (key[0].isalpha() or key[0] == "_")
+                or not all(c.isascii() and (c.isalnum() or c == "_") for c in key)
+            ):
+                raise PydanticCustomError(
+                    "rest_label", f"label name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]*"
+                )
+        return value
+
+    @field_validator("log_stream")
+    @classmethod
+    def _check_stream(cls, value: str) -> str:
+        import string
+
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError:
+            names = {"?"}
+        if not value or names - {"run_id", "host", "process"}:
+            raise PydanticCustomError("rest_stream", "may only use {run_id}, {host} and {process}")
+        return value
+
+    @field_validator("gzip")
+    @classmethod
+    def _check_gzip(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value and info.data.get("service_type") == "cloudwatch":
+            raise PydanticCustomError("rest_gzip", "cloudwatch does not accept gzip bodies")
+        return value
 
 
 class ElasticsearchConfig(_Handler):

@@ -1,0 +1,137 @@
+"""Datadog encoder: the logs intake v2 (``POST /api/v2/logs``), a JSON array of log objects.
+
+Facts from Datadog's "Send logs" API reference: at most 5 MB uncompressed per request, 1,000
+entries per array and 1 MB per log (a longer log is truncated); gzip is accepted and
+recommended; 202 means accepted. Reserved keys: ``message``, ``status`` (the level),
+``service``, ``ddsource``, ``ddtags`` ("k:v,k:v") and ``hostname``; every other key becomes an
+attribute. We keep the limits a little under Datadog's (decimal megabytes) and mark what we cut.
+
+Attributes: ``timestamp`` (ms since the epoch), ``run_id``, ``parent_run_id``,
+``workflow_name``, ``job_name``, ``stage_name``, ``record_id``, ``logger.name``, ``process``,
+``thread``, ``filename``, ``lineno``, ``func_name``; ``error.kind/message/stack`` (Datadog's
+standard error attributes) when there is an exception; ``kind`` and ``lifecycle.{scope, event,
+status, duration}`` for lifecycle events; ``extras``; ``truncated: true`` when the log was cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._encode import dumps
+from ._record import Record
+from ._rest_payload import Request, json_array, pack, truncate_utf8
+
+__all__ = [
+    "DATADOG_MAX_ENTRIES",
+    "DATADOG_MAX_ENTRY_BYTES",
+    "DATADOG_MAX_PAYLOAD_BYTES",
+    "datadog_entry",
+    "datadog_tags",
+    "encode_datadog",
+]
+
+DATADOG_MAX_PAYLOAD_BYTES = 5_000_000
+DATADOG_MAX_ENTRIES = 1000
+DATADOG_MAX_ENTRY_BYTES = 1_000_000
+DATADOG_SOURCE = "workflow-traces"
+
+_STATUS = {"WARNING": "warning", "CRITICAL": "critical", "ERROR": "error", "INFO": "info"}
+
+
+def _tag(value: str) -> str:
+    return value.replace(",", "_")
+
+
+def datadog_tags(labels: Mapping[str, str], environment: str | None) -> str:
+    """The static part of ``ddtags``: ``env:<environment>`` and each label as ``k:v``."""
+    tags = [] if environment is None else [f"env:{_tag(environment)}"]
+    tags.extend(f"{_tag(k)}:{_tag(v)}" for k, v in labels.items())
+    return ",".join(tags)
+
+
+def datadog_entry(rec: Record, service: str, tags: str) -> dict[str, Any]:
+    """One Datadog log object for ``rec``."""
+    if rec.workflow_name is not None:
+        workflow = f"workflow:{_tag(rec.workflow_name)}"
+        tags = f"{tags},{workflow}" if tags else workflow
+    entry: dict[str, Any] = {
+        "message": rec.message,
+        "status": _STATUS.get(rec.level, rec.level.lower()),
+        "service": service,
+        "ddsource": DATADOG_SOURCE,
+        "ddtags": tags,
+        "hostname": rec.host,
+        "timestamp": rec.time_ns // 1_000_000,
+        "run_id": rec.run_id,
+        "parent_run_id": rec.parent_run_id,
+        "workflow_name": rec.workflow_name,
+        "job_name": rec.job_name,
+        "stage_name": rec.stage_name,
+        "record_id": rec.record_id,
+        "logger": {"name": rec.logger},
+        "process": rec.process,
+        "thread": rec.thread,
+        "filename": rec.filename,
+        "lineno": rec.lineno,
+        "func_name": rec.func_name,
+    }
+    if rec.exc_type is not None or rec.exc_traceback is not None:
+        entry["error"] = {
+            "kind": rec.exc_type,
+            "message": rec.exc_message,
+            "stack": rec.exc_traceback,
+        }
+    if rec.kind != "log":
+        entry["kind"] = rec.kind
+        entry["lifecycle"] = {
+            "scope": rec.scope,
+            "event": rec.event,
+            "status": rec.status,
+            "duration": rec.duration,
+        }
+    if rec.extras:
+        entry["extras"] = rec.extras
+    return entry
+
+
+def _encoded(entry: dict[str, Any], limit: int) -> bytes:
+    data = dumps(entry)
+    if len(data) <= limit:
+        return data
+    # Too large: cut the longest texts (message, then the traceback) and mark the entry.
+    entry["truncated"] = True
+    error = entry.get("error")
+    for _ in range(4):
+        excess = len(data) - limit
+        if excess <= 0:
+            break
+        stack = error.get("stack") if isinstance(error, dict) else None
+        message = entry["message"]
+        if isinstance(stack, str) and len(stack) > len(message) and isinstance(error, dict):
+            error["stack"] = truncate_utf8(stack, max(0, len(stack.encode()) - excess - 64))
+        else:
+            entry["message"] = truncate_utf8(message, max(0, len(message.encode()) - excess - 64))
+        data = dumps(entry)
+    if len(data) > limit:  # the rest of the entry is too large (huge extras): keep the basics
+        entry.pop("extras", None)
+        entry["message"] = truncate_utf8(entry["message"], limit // 2)
+        if isinstance(error, dict):
+            error["stack"] = truncate_utf8(str(error.get("stack") or ""), limit // 4)
+        data = dumps(entry)
+    return data
+
+
+def encode_datadog(
+    batch: Sequence[Record],
+    service: str,
+    tags: str,
+    *,
+    max_entries: int = DATADOG_MAX_ENTRIES,
+    max_payload: int = DATADOG_MAX_PAYLOAD_BYTES,
+    max_entry: int = DATADOG_MAX_ENTRY_BYTES,
+) -> list[Request]:
+    """Requests for the Datadog intake, each within Datadog's limits."""
+    entries = ((rec, _encoded(datadog_entry(rec, service, tags), max_entry)) for rec in batch)
+    groups = pack(entries, max_items=max_entries, max_bytes=max_payload)
+    return [Request(recs, json_array(parts)) for recs, parts in groups]

@@ -1,0 +1,115 @@
+"""Grafana Loki encoder: the push API (``POST /loki/api/v1/push``) in its JSON form.
+
+Body: ``{"streams": [{"stream": {labels}, "values": [["<ns epoch>", "<line>", {metadata}]]}]}``;
+Loki answers 204 and accepts a gzipped body (``Content-Encoding: gzip``).
+
+Labels stay few and low-cardinality: ``service``, ``environment`` (when set), ``workflow`` (the
+record's workflow name, when set), ``level``, plus the user's static ``labels``. Run ids and
+every other per-record value go into structured metadata (string values), never into labels:
+``run_id``, ``parent_run_id``, ``job_name``, ``stage_name``, ``record_id``, ``host``,
+``logger``, ``filename``, ``lineno``, ``func_name``, ``exc_type``, ``kind``, ``scope``,
+``event``, ``status``, ``duration``, and ``extras`` as JSON. The line is the message, followed
+by the traceback when there is one; lines longer than Loki's default ``max_line_size``
+(256 KB) are cut and marked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ._encode import dumps
+from ._record import Record
+from ._rest_payload import Request, truncate_utf8
+
+__all__ = ["LOKI_MAX_BYTES", "LOKI_MAX_LINE_BYTES", "encode_loki", "loki_labels", "loki_value"]
+
+#: Largest push body we build (uncompressed).
+LOKI_MAX_BYTES = 4 * 1024 * 1024
+#: Loki's default ``max_line_size``.
+LOKI_MAX_LINE_BYTES = 256 * 1024
+
+_META = (
+    "parent_run_id",
+    "job_name",
+    "stage_name",
+    "record_id",
+    "host",
+    "logger",
+    "filename",
+    "lineno",
+    "func_name",
+    "exc_type",
+)
+_EVENT_META = ("kind", "scope", "event", "status", "duration")
+
+
+def loki_labels(rec: Record, base: Mapping[str, str]) -> dict[str, str]:
+    """The stream labels of ``rec``: ``base`` (service, environment, user labels), workflow and
+    level."""
+    labels = dict(base)
+    if rec.workflow_name is not None:
+        labels["workflow"] = rec.workflow_name
+    labels["level"] = rec.level.lower()
+    return labels
+
+
+def loki_value(rec: Record, max_line: int = LOKI_MAX_LINE_BYTES) -> list[object]:
+    """``[ns, line, structured metadata]`` for ``rec``."""
+    line = rec.message
+    if rec.exc_traceback:
+        line = f"{line}\n{rec.exc_traceback}"
+    line = truncate_utf8(line, max_line)
+    meta: dict[str, str] = {"run_id": rec.run_id}
+    for key in _META:
+        value = getattr(rec, key)
+        if value is not None:
+            meta[key] = str(value)
+    if rec.kind != "log":
+        for key in _EVENT_META:
+            value = getattr(rec, key)
+            if value is not None:
+                meta[key] = str(value)
+    if rec.extras:
+        meta["extras"] = dumps(rec.extras).decode()
+    return [str(rec.time_ns), line, meta]
+
+
+def _body(streams: dict[bytes, list[bytes]]) -> bytes:
+    parts = [
+        b'{"stream":' + labels + b',"values":[' + b",".join(values) + b"]}"
+        for labels, values in streams.items()
+    ]
+    return b'{"streams":[' + b",".join(parts) + b"]}"
+
+
+def encode_loki(
+    batch: Sequence[Record],
+    base_labels: Mapping[str, str],
+    *,
+    max_bytes: int = LOKI_MAX_BYTES,
+    max_line: int = LOKI_MAX_LINE_BYTES,
+) -> list[Request]:
+    """Push requests for ``batch``: records grouped into streams by label set, each stream's
+    values in time order, each body at most about ``max_bytes``."""
+    requests: list[Request] = []
+    streams: dict[bytes, list[bytes]] = {}
+    records: list[Record] = []
+    size = 16
+    label_cache: dict[tuple[str | None, str], bytes] = {}
+    for rec in sorted(batch, key=lambda r: r.time_ns):
+        key = (rec.workflow_name, rec.level)
+        labels = label_cache.get(key)
+        if labels is None:
+            labels = label_cache[key] = dumps(loki_labels(rec, base_labels))
+        value = dumps(loki_value(rec, max_line))
+        extra = len(value) + 1 + (0 if labels in streams else len(labels) + 24)
+        if records and size + extra > max_bytes:
+            requests.append(Request(records, _body(streams)))
+            streams, records, size = {}, [], 16
+            extra = len(value) + len(labels) + 24
+        streams.setdefault(labels, []).append(value)
+        records.append(rec)
+        size += extra
+    if records:
+        requests.append(Request(records, _body(streams)))
+    return requests

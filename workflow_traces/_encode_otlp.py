@@ -1,0 +1,129 @@
+"""OTLP encoder: OpenTelemetry logs over HTTP in the JSON encoding (``POST /v1/logs``), so any
+OpenTelemetry collector can receive our records.
+
+Body: ``{"resourceLogs": [{"resource": {"attributes": [...]}, "scopeLogs": [{"scope": {...},
+"logRecords": [...]}]}]}``. Per the OTLP/JSON mapping, 64-bit integers (``timeUnixNano``,
+``intValue``) are decimal strings and keys are lowerCamelCase. Resource attributes:
+``service.name``, ``host.name``, ``process.pid`` and the user's ``labels``. Each log record has
+``timeUnixNano``, ``observedTimeUnixNano``, ``severityNumber`` (DEBUG 5, INFO 9, WARNING 13,
+ERROR 17, CRITICAL 21), ``severityText``, ``body`` (the message) and ``attributes``: our run
+and workflow fields under their own names (``run_id``, ``parent_run_id``, ``workflow_name``,
+``job_name``, ``stage_name``, ``record_id``, and for events ``kind``, ``scope``, ``event``,
+``status``, ``duration``), the semantic-convention ``code.*``, ``thread.id``, ``exception.*``
+and ``logger.name``, and each extra as ``extras.<key>``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._encode import dumps
+from ._record import Record
+from ._rest_payload import Request, pack
+
+__all__ = ["OTLP_MAX_BYTES", "encode_otlp", "otlp_log_record", "otlp_value", "severity_number"]
+
+#: Largest request body we build (uncompressed); collectors take 20 MiB by default.
+OTLP_MAX_BYTES = 4 * 1024 * 1024
+SCOPE = {"name": "workflow_traces", "version": "0.1.0"}
+
+
+def severity_number(levelno: int) -> int:
+    """The OpenTelemetry severity number of a stdlib level number."""
+    if levelno < 10:
+        return 1  # TRACE
+    if levelno < 20:
+        return 5
+    if levelno < 30:
+        return 9
+    if levelno < 40:
+        return 13
+    if levelno < 50:
+        return 17
+    return 21
+
+
+def otlp_value(value: Any) -> dict[str, Any]:
+    """An OTLP ``AnyValue`` for a JSON-safe value."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, list | tuple):
+        return {"arrayValue": {"values": [otlp_value(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"kvlistValue": {"values": _attributes(value.items())}}
+    if value is None:
+        return {}
+    return {"stringValue": str(value)}
+
+
+def _attributes(pairs: Any) -> list[dict[str, Any]]:
+    return [{"key": str(k), "value": otlp_value(v)} for k, v in pairs if v is not None]
+
+
+_FIELDS = ("run_id", "parent_run_id", "workflow_name", "job_name", "stage_name", "record_id")
+_EVENT = ("kind", "scope", "event", "status", "duration")
+
+
+def otlp_log_record(rec: Record, observed_ns: int) -> dict[str, Any]:
+    """One OTLP ``LogRecord`` for ``rec``."""
+    pairs: list[tuple[str, Any]] = [(key, getattr(rec, key)) for key in _FIELDS]
+    if rec.kind != "log":
+        pairs.extend((key, getattr(rec, key)) for key in _EVENT)
+    pairs += [
+        ("logger.name", rec.logger),
+        ("code.file.path", rec.filename),
+        ("code.line.number", rec.lineno),
+        ("code.function.name", rec.func_name),
+        ("thread.id", rec.thread),
+        ("exception.type", rec.exc_type),
+        ("exception.message", rec.exc_message),
+        ("exception.stacktrace", rec.exc_traceback),
+    ]
+    if rec.extras:
+        pairs.extend((f"extras.{k}", v) for k, v in rec.extras.items())
+    return {
+        "timeUnixNano": str(rec.time_ns),
+        "observedTimeUnixNano": str(observed_ns),
+        "severityNumber": severity_number(rec.levelno),
+        "severityText": rec.level,
+        "body": {"stringValue": rec.message},
+        "attributes": _attributes(pairs),
+    }
+
+
+def _resource(host: str, process: int, service: str, labels: Mapping[str, str]) -> bytes:
+    attrs = [("service.name", service), ("host.name", host), ("process.pid", process)]
+    attrs.extend(labels.items())
+    return dumps({"attributes": _attributes(attrs)})
+
+
+def encode_otlp(
+    batch: Sequence[Record],
+    service: str,
+    labels: Mapping[str, str],
+    *,
+    max_bytes: int = OTLP_MAX_BYTES,
+) -> list[Request]:
+    """OTLP/HTTP JSON requests for ``batch``: one resource per (host, process)."""
+    observed = time.time_ns()
+    groups: dict[tuple[str, int], list[Record]] = {}
+    for rec in batch:
+        groups.setdefault((rec.host, rec.process), []).append(rec)
+    scope = dumps(SCOPE)
+    requests = []
+    for (host, process), recs in groups.items():
+        resource = _resource(host, process, service, labels)
+        head = b'{"resourceLogs":[{"resource":' + resource + b',"scopeLogs":[{"scope":' + scope
+        head += b',"logRecords":['
+        entries = ((rec, dumps(otlp_log_record(rec, observed))) for rec in recs)
+        for chunk, parts in pack(
+            entries, max_items=1 << 30, max_bytes=max_bytes, overhead=len(head) + 8
+        ):
+            requests.append(Request(chunk, head + b",".join(parts) + b"]}]}]}"))
+    return requests

@@ -1,0 +1,408 @@
+"""``LocalReceiver``: a small HTTP server on 127.0.0.1 that stands in for a REST logging service
+(Datadog intake, Grafana Loki push, an OpenTelemetry collector's ``/v1/logs``, or any JSON
+endpoint), for tests and runnable examples that must work with no network.
+
+It records every request (method, path, headers, body gunzipped when ``Content-Encoding:
+gzip``), checks the payload's documented shape and answers like the service: Datadog 202, Loki
+204, OTLP 200, generic 200; a malformed payload gets 400, a missing or wrong key 403. Knobs make
+it fail: answer a sequence of statuses, fail every n-th request, take ``delay`` seconds per
+request, or go ``down()`` (connection refused) and come back ``up()`` on the same port.
+
+    with LocalReceiver("datadog") as receiver:
+        handler = RestAPIHandler("run-1", api_url=receiver.url, api_key="k",
+                                 service_type="datadog")
+        ...
+        receiver.wait_for(100)
+        assert len(receiver.record_ids()) == 100
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import socket
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+import orjson
+
+__all__ = ["SERVICES", "LocalReceiver", "ReceivedRequest"]
+
+#: Each service's endpoint path and success status.
+SERVICES: dict[str, tuple[str, int]] = {
+    "datadog": ("/api/v2/logs", 202),
+    "grafana": ("/loki/api/v1/push", 204),
+    "otlp": ("/v1/logs", 200),
+    "generic": ("/logs", 200),
+}
+_ALIASES = {"loki": "grafana"}
+
+
+class ReceivedRequest(NamedTuple):
+    """One request as the receiver saw it."""
+
+    method: str
+    path: str
+    #: Header names in lower case.
+    headers: dict[str, str]
+    #: The body, gunzipped when it was sent gzipped.
+    body: bytes
+    #: The status the receiver answered.
+    status: int
+    #: The records the body held (decoded per service), when it was well formed and kept.
+    records: list[dict[str, Any]]
+    #: The record_id of each record the body held.
+    record_ids: list[str | None]
+    #: time.monotonic() when the request arrived.
+    time: float
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class _BadPayload(Exception):
+    pass
+
+
+def _check(ok: bool, why: str) -> None:
+    if not ok:
+        raise _BadPayload(why)
+
+
+def _decode_datadog(body: bytes) -> list[dict[str, Any]]:
+    data = orjson.loads(body)
+    entries = data if isinstance(data, list) else [data]
+    _check(len(entries) <= 1000, "more than 1000 entries")
+    _check(len(body) <= 5 * 1024 * 1024, "payload above 5 MB")
+    for entry in entries:
+        _check(isinstance(entry, dict) and isinstance(entry.get("message"), str), "no message")
+    return entries
+
+
+def _decode_loki(body: bytes) -> list[dict[str, Any]]:
+    data = orjson.loads(body)
+    _check(isinstance(data, dict) and isinstance(data.get("streams"), list), "no streams")
+    out = []
+    for stream in data["streams"]:
+        labels = stream.get("stream")
+        _check(isinstance(labels, dict), "stream without labels")
+        _check(all(isinstance(v, str) for v in labels.values()), "label values must be text")
+        for value in stream.get("values") or []:
+            _check(isinstance(value, list) and len(value) in (2, 3), "bad value")
+            ts, line = value[0], value[1]
+            _check(isinstance(ts, str) and ts.isdigit(), "timestamp must be ns as a string")
+            _check(isinstance(line, str), "line must be text")
+            meta = value[2] if len(value) == 3 else {}
+            _check(isinstance(meta, dict), "structured metadata must be an object")
+            _check(all(isinstance(v, str) for v in meta.values()), "metadata must be text")
+            out.append({"labels": labels, "ts": ts, "line": line, "metadata": meta})
+    return out
+
+
+def _otlp_plain(value: dict[str, Any]) -> Any:
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "intValue" in value:
+        return int(value["intValue"])
+    if "doubleValue" in value:
+        return value["doubleValue"]
+    if "boolValue" in value:
+        return value["boolValue"]
+    if "arrayValue" in value:
+        return [_otlp_plain(v) for v in value["arrayValue"].get("values", [])]
+    if "kvlistValue" in value:
+        return {kv["key"]: _otlp_plain(kv["value"]) for kv in value["kvlistValue"]["values"]}
+    return None
+
+
+def _decode_otlp(body: bytes) -> list[dict[str, Any]]:
+    data = orjson.loads(body)
+    _check(isinstance(data, dict) and isinstance(data.get("resourceLogs"), list), "no resourceLogs")
+    out = []
+    for resource_logs in data["resourceLogs"]:
+        resource = {
+            kv["key"]: _otlp_plain(kv["value"])
+            for kv in resource_logs.get("resource", {}).get("attributes", [])
+        }
+        for scope_logs in resource_logs.get("scopeLogs", []):
+            for log in scope_logs.get("logRecords", []):
+                _check(isinstance(log.get("timeUnixNano"), str), "timeUnixNano must be a string")
+                _check(isinstance(log.get("severityNumber"), int), "severityNumber")
+                _check(isinstance(log.get("body"), dict), "body must be an AnyValue")
+                attrs = {kv["key"]: _otlp_plain(kv["value"]) for kv in log.get("attributes", [])}
+                out.append({**log, "resource": resource, "attrs": attrs})
+    return out
+
+
+def _decode_generic(body: bytes) -> list[dict[str, Any]]:
+    stripped = body.lstrip()
+    if stripped.startswith(b"["):
+        data = orjson.loads(body)
+    else:
+        data = [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    _check(all(isinstance(rec, dict) for rec in data), "records must be objects")
+    return list(data)
+
+
+_DECODERS = {
+    "datadog": _decode_datadog,
+    "grafana": _decode_loki,
+    "otlp": _decode_otlp,
+    "generic": _decode_generic,
+}
+
+
+def record_id_of(service: str, record: dict[str, Any]) -> str | None:
+    """The record_id carried by one decoded record of ``service``."""
+    if service == "grafana":
+        found = record["metadata"].get("record_id")
+    elif service == "otlp":
+        found = record["attrs"].get("record_id")
+    else:
+        found = record.get("record_id")
+    return None if found is None else str(found)
+
+
+class LocalReceiver:
+    """A threaded HTTP server on 127.0.0.1 that answers like ``service``.
+
+    ``statuses``: statuses to answer first, one per request (then the normal answer).
+    ``fail_every``: with ``(n, status)``, every n-th request gets ``status``.
+    ``delay``: seconds to wait before answering each request.
+    ``api_key``: when set, requests must carry it (DD-API-KEY for datadog, a bearer token or
+    the basic-auth password otherwise) or get 403.
+    ``max_records``: a request holding more records gets 413.
+    ``retry_after``: the Retry-After header sent with 429 and 503 answers.
+    """
+
+    def __init__(
+        self,
+        service: str = "generic",
+        *,
+        port: int = 0,
+        statuses: Iterable[int] = (),
+        fail_every: tuple[int, int] | None = None,
+        delay: float = 0.0,
+        api_key: str | None = None,
+        max_records: int | None = None,
+        retry_after: float | None = None,
+        keep_bodies: bool = True,
+    ) -> None:
+        service = _ALIASES.get(service, service)
+        if service not in SERVICES:
+            raise ValueError(f"service: expected one of {', '.join(SERVICES)}, got {service!r}")
+        self.service = service
+        self.path, self.ok_status = SERVICES[service]
+        self.delay = delay
+        self.fail_every = fail_every
+        self.api_key = api_key
+        self.max_records = max_records
+        self.retry_after = retry_after
+        self.keep_bodies = keep_bodies
+        self.requests: list[ReceivedRequest] = []
+        self._statuses: deque[int] = deque(statuses)
+        self._lock = threading.Lock()
+        self._accepted = threading.Condition(self._lock)
+        self._count = 0
+        self._accepted_records = 0
+        self._conns: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = port
+        self.up()
+
+    # -- addresses -----------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The service's endpoint: pass it as ``api_url``."""
+        return self.base_url + self.path
+
+    # -- control -------------------------------------------------------------------------------
+    def up(self) -> None:
+        """Start listening (again, on the same port after ``down()``)."""
+        if self._server is not None:
+            return
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
+        server.daemon_threads = True
+        server.block_on_close = False
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def down(self) -> None:
+        """Stop listening and cut open connections: clients get "connection refused"."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def stop(self) -> None:
+        self.down()
+
+    def fail_next(self, *statuses: int) -> None:
+        """Answer the next requests with these statuses, in order."""
+        with self._lock:
+            self._statuses.extend(statuses)
+
+    def __enter__(self) -> LocalReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what arrived --------------------------------------------------------------------------
+    def accepted(self) -> list[ReceivedRequest]:
+        """The requests answered with success."""
+        with self._lock:
+            return [r for r in self.requests if r.status == self.ok_status]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The records of every accepted request, in arrival order."""
+        return [rec for req in self.accepted() for rec in req.records]
+
+    def record_ids(self) -> list[str | None]:
+        """The record_id of every record accepted, in arrival order (repeats included)."""
+        return [rid for req in self.accepted() for rid in req.record_ids]
+
+    @property
+    def accepted_records(self) -> int:
+        return self._accepted_records
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` records were accepted; False if ``timeout`` ran out."""
+        deadline = time.monotonic() + timeout
+        with self._accepted:
+            while self._accepted_records < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._accepted.wait(left)
+        return True
+
+    # -- answering -----------------------------------------------------------------------------
+    def _decide(self, headers: dict[str, str], body: bytes) -> tuple[int, list[dict[str, Any]]]:
+        with self._lock:
+            self._count += 1
+            number = self._count
+            forced = self._statuses.popleft() if self._statuses else None
+        if forced is not None:
+            return forced, []
+        if self.fail_every is not None and number % self.fail_every[0] == 0:
+            return self.fail_every[1], []
+        if self.api_key is not None and not self._authorized(headers):
+            return 403, []
+        try:
+            records = _DECODERS[self.service](body)
+        except (_BadPayload, orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+            return 400, []
+        if self.max_records is not None and len(records) > self.max_records:
+            return 413, []
+        return self.ok_status, records
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        key = self.api_key or ""
+        if self.service == "datadog":
+            return headers.get("dd-api-key") == key
+        auth = headers.get("authorization", "")
+        if auth == f"Bearer {key}":
+            return True
+        if auth.startswith("Basic "):
+            import base64
+
+            with contextlib.suppress(ValueError):
+                _, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                return password == key
+        return False
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver._lock:
+                    receiver._conns.add(self.connection)
+
+            def finish(self) -> None:
+                with contextlib.suppress(OSError):
+                    super().finish()
+                with receiver._lock:
+                    receiver._conns.discard(self.connection)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                arrived = time.monotonic()
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                body = raw
+                if headers.get("content-encoding", "").lower() == "gzip":
+                    try:
+                        body = gzip.decompress(raw)
+                    except (OSError, EOFError, zlib.error):
+                        self._answer(400, b'{"error":"bad gzip"}')
+                        return
+                status, records = receiver._decide(headers, body)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                if receiver._server is None:  # went down meanwhile: no answer
+                    self.close_connection = True
+                    return
+                keep = receiver.keep_bodies
+                request = ReceivedRequest(
+                    "POST",
+                    self.path,
+                    headers,
+                    body if keep else b"",
+                    status,
+                    records if keep else [],
+                    [record_id_of(receiver.service, r) for r in records],
+                    arrived,
+                )
+                with receiver._accepted:
+                    receiver.requests.append(request)
+                    if status == receiver.ok_status:
+                        receiver._accepted_records += len(records)
+                        receiver._accepted.notify_all()
+                self._answer(status, b"" if status == 204 else b"{}")
+
+            def _answer(self, status: int, payload: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    if status in (429, 503) and receiver.retry_after is not None:
+                        self.send_header("Retry-After", str(receiver.retry_after))
+                    if status != 204:
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if status != 204:
+                        self.wfile.write(payload)
+                except OSError:
+                    self.close_connection = True
+
+        return Handler
