@@ -4,5 +4,6 @@ sinks write to, so tests and examples run with no network."""
 from __future__ import annotations
 
 from .elasticsearch import LocalElasticsearch
+from .receiver import LocalReceiver, ReceivedRequest
 
-__all__ = ["LocalElasticsearch"]
+__all__ = ["LocalElasticsearch", "LocalReceiver", "ReceivedRequest"]
