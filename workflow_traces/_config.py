@@ -323,6 +323,8 @@ def _describe(err: Any, given: str) -> str:
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         sign = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}.get(kind, "<=")
         bound = next(iter(ctx.values()))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # "> 0", not "> 0.0"
         return f"must be {sign} {bound}, got {given}"
     if kind == "literal_error":
         return f"expected {ctx.get('expected')}, got {given}"

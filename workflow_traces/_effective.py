@@ -165,7 +165,7 @@ def resolve(settings: TraceSettings, extras: dict[str, Any] | None = None) -> Ef
         for index, cfg in enumerate(handlers):
             set_keys = {loc[2] for loc in s_origins if loc[:2] == ("handlers", index)}
             _default_path_origin(
-                origins, s_origins, index, {"type": cfg.type, **dict.fromkeys(set_keys)}
+                origins, s_origins, index, {**dict.fromkeys(set_keys), "type": cfg.type}
             )
     if trace_type == "multi" and not handlers:
         raise ConfigError(

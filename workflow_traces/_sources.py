@@ -79,7 +79,10 @@ class Origin:
     raw: bool = True
 
     def name(self, loc: Loc) -> str:
-        """The variable and, inside a JSON value, the path: ``TRACE_HANDLERS[1].path``."""
+        """The variable and, inside a JSON value, the path: ``TRACE_HANDLERS[1].path``. A
+        value the variable gives elsewhere (TRACE_PATH as a handler's path) is the variable."""
+        if loc[: len(self.base)] != self.base:
+            return self.var
         return self.var + json_path(loc[len(self.base) :])
 
     def describe(self, loc: Loc) -> str:

@@ -1,0 +1,67 @@
+"""Fixtures for the settings tests: a clean TRACE_* environment and a temporary working folder.
+
+Every test starts with no TRACE_* variable set (monkeypatch removes any the machine has), the
+settings cache empty, and ``tmp_path`` as the working directory, where ``.env`` files are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workflow_traces import _diagnostics
+from workflow_traces._settings import TraceSettings
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+#: A secret value that must never be printed, logged or dumped anywhere.
+SECRET = "s3cr3t-Value-4242"
+SECRET2 = "pa55-Word-7777"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.upper().startswith("TRACE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    TraceSettings.clear_cache()
+    with _diagnostics._lock:
+        _diagnostics._last.clear()
+        _diagnostics._suppressed.clear()
+    yield tmp_path
+    TraceSettings.clear_cache()
+
+
+class Reports(logging.Handler):
+    """Collects what the ``workflow_traces`` logger says."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    @property
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+
+@pytest.fixture
+def reports() -> Iterator[Reports]:
+    diag = logging.getLogger("workflow_traces")
+    handler = Reports()
+    old_level = diag.level
+    diag.addHandler(handler)
+    diag.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        diag.removeHandler(handler)
+        diag.setLevel(old_level)
