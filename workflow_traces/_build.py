@@ -97,7 +97,11 @@ def from_log_record(
     d = lr.__dict__
     sc = _SCOPE.get()
     rec_extras = extras
-    if len(d) > _NSTD:
+    run = parent = wf = job = stage = None
+    if len(d) > _NSTD:  # the call passed extra=...: stamps and extras may be among them
+        get = d.get
+        run, parent = get("run_id"), get("parent_run_id")
+        wf, job, stage = get("workflow_name"), get("job_name"), get("stage_name")
         custom = {k: v for k, v in d.items() if k not in _STD_ATTRS and k not in _STAMP_ATTRS}
         if custom:
             rec_extras = {**extras, **custom} if extras else custom
@@ -122,17 +126,17 @@ def from_log_record(
             lr.levelname,
             levelno,
             message,
-            d.get("run_id") or sc.run_id or run_id,
-            d.get("parent_run_id") or (sc.parent_run_id if sc.run_id else parent_run_id),
-            d.get("workflow_name") or sc.workflow_name or names[0],
-            d.get("job_name") or sc.job_name or names[1],
-            d.get("stage_name") or sc.stage_name or names[2],
+            run or sc.run_id or run_id,
+            parent or (sc.parent_run_id if sc.run_id else parent_run_id),
+            wf or sc.workflow_name or names[0],
+            job or sc.job_name or names[1],
+            stage or sc.stage_name or names[2],
             lr.pathname,
             lr.lineno,
             lr.funcName,
             lr.process or _record._pid,
             lr.thread or get_ident(),
-            host_name(),
+            _record._host or host_name(),
             _record._id_prefix + str(next(_record._ids)),
             levelno >= 40,
             rec_extras,

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-__all__ = ["IGNORED_LOGGERS", "logger", "report"]
+__all__ = ["IGNORED_LOGGERS", "is_ignored", "logger", "report"]
 
 logger = logging.getLogger("workflow_traces")
 
@@ -27,6 +27,19 @@ IGNORED_LOGGERS: tuple[str, ...] = (
     "hpack",
     "h2",
 )
+
+_ignored: dict[str, bool] = {}
+
+
+def is_ignored(name: str) -> bool:
+    """Whether records of the logger ``name`` must never reach our handlers (cached)."""
+    ignored = _ignored.get(name)
+    if ignored is None:
+        ignored = name.startswith(IGNORED_LOGGERS)
+        if len(_ignored) < 10_000:
+            _ignored[name] = ignored
+    return ignored
+
 
 _INTERVAL = 10.0
 _lock = threading.Lock()

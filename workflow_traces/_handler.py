@@ -9,7 +9,7 @@ from typing import Any
 
 from ._build import from_log_record, name_defaults, user_extras
 from ._channel import Channel, Overflow, RetryPolicy, SinkHealth
-from ._diagnostics import IGNORED_LOGGERS, report
+from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
 from ._exporter import Exporter, ExportResult
 from ._record import Record
@@ -83,9 +83,7 @@ class BufferedHandler(logging.Handler):
 
     # -- logging.Handler -----------------------------------------------------------------------
     def handle(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith(IGNORED_LOGGERS):
-            return False
-        if not self.filter(record):
+        if is_ignored(record.name) or (self.filters and not self.filter(record)):
             return False
         self.emit(record)
         return True

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from ._build import from_log_record, name_defaults, user_extras
 from ._channel import Channel, SinkHealth, flush_all
-from ._diagnostics import IGNORED_LOGGERS, report
+from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
 from ._handler import BufferedHandler, ForeignHandlerExporter
 from ._record import Record
@@ -170,9 +170,7 @@ class MultiHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: every sink's buffer is safe to append to from any thread.
-        if record.name.startswith(IGNORED_LOGGERS):
-            return False
-        if not self.filter(record):
+        if is_ignored(record.name) or (self.filters and not self.filter(record)):
             return False
         self.emit(record)
         return True
@@ -182,7 +180,10 @@ class MultiHandler(logging.Handler):
             rec = from_log_record(
                 record, self.run_id, self.parent_run_id, self._names, self._record_extras
             )
-            self.dispatch(rec)
+            levelno = rec.levelno
+            for lvl, ch in self._targets:
+                if levelno >= lvl:
+                    ch.offer(rec)
         except TraceClosedError:
             if not self.fail_silently:
                 raise
