@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -178,6 +179,7 @@ class LocalReceiver:
     the basic-auth password otherwise) or get 403.
     ``max_records``: a request holding more records gets 413.
     ``retry_after``: the Retry-After header sent with 429 and 503 answers.
+    ``ssl_context``: serve HTTPS with this server-side context.
     """
 
     def __init__(
@@ -192,6 +194,7 @@ class LocalReceiver:
         max_records: int | None = None,
         retry_after: float | None = None,
         keep_bodies: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         service = _ALIASES.get(service, service)
         if service not in SERVICES:
@@ -204,6 +207,7 @@ class LocalReceiver:
         self.max_records = max_records
         self.retry_after = retry_after
         self.keep_bodies = keep_bodies
+        self.ssl_context = ssl_context
         self.requests: list[ReceivedRequest] = []
         self._statuses: deque[int] = deque(statuses)
         self._lock = threading.Lock()
@@ -219,7 +223,8 @@ class LocalReceiver:
     # -- addresses -----------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -234,6 +239,8 @@ class LocalReceiver:
         server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler_class())
         server.daemon_threads = True
         server.block_on_close = False
+        if self.ssl_context is not None:
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
@@ -264,6 +271,12 @@ class LocalReceiver:
         """Answer the next requests with these statuses, in order."""
         with self._lock:
             self._statuses.extend(statuses)
+
+    def reset_failures(self) -> None:
+        """Stop failing: forget queued statuses and ``fail_every``."""
+        with self._lock:
+            self._statuses.clear()
+            self.fail_every = None
 
     def __enter__(self) -> LocalReceiver:
         return self

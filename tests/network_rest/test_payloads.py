@@ -1,0 +1,305 @@
+"""Each REST encoder's payload, sent by a real RestAPIHandler to a real HTTP receiver on
+127.0.0.1 (or moto's CloudWatch server), checked against the service's documented shape."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+import pytest
+from rest_helpers import AWS, FAST, logs_client, messages
+
+from workflow_traces import _encode_cloudwatch as cw
+from workflow_traces import _encode_datadog as dd
+from workflow_traces._encode_generic import encode_generic
+from workflow_traces._encode_loki import encode_loki
+from workflow_traces._record import Record, new_record_id
+
+pytestmark = pytest.mark.network
+
+
+def _log_some(logger: logging.Logger, n: int) -> None:
+    for i in range(n):
+        logger.info("m%d", i, extra={"workflow_name": "etl", "job_name": "load", "customer": i})
+    try:
+        raise ValueError("bad row")
+    except ValueError:
+        logger.exception("failed")
+
+
+def _record(message: str = "x", t_ns: int | None = None, **kw: Any) -> Record:
+    return Record(
+        time_ns=time.time_ns() if t_ns is None else t_ns,
+        level="INFO",
+        levelno=20,
+        message=message,
+        run_id="r1",
+        parent_run_id=None,
+        workflow_name="etl",
+        job_name=None,
+        stage_name=None,
+        filename=None,
+        lineno=None,
+        func_name=None,
+        process=1,
+        thread=1,
+        host="h",
+        record_id=new_record_id(),
+        **kw,
+    )
+
+
+# -- Datadog ----------------------------------------------------------------------------------------
+def test_datadog_payload(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("datadog", api_key="dd-secret")
+    handler, logger = sinks(
+        run_id="run-dd",
+        parent_run_id="parent-1",
+        api_url=receiver.base_url,  # a bare host gets /api/v2/logs
+        api_key="dd-secret",
+        service_type="datadog",
+        service="billing",
+        labels={"team": "data"},
+        extras={"environment": "prod", "workflow_name": "etl"},
+        **FAST,
+    )
+    _log_some(logger, 20)
+    handler.flush(10)
+    assert receiver.wait_for(21)
+    req = receiver.accepted()[0]
+    assert req.path == "/api/v2/logs"
+    assert req.headers["dd-api-key"] == "dd-secret"
+    assert req.headers["content-encoding"] == "gzip"  # gzip is recommended by Datadog
+    assert req.headers["content-type"] == "application/json"
+    assert isinstance(req.json(), list)
+    entries = receiver.records()
+    assert sorted(messages(receiver)) == sorted([f"m{i}" for i in range(20)] + ["failed"])
+    first = entries[0]
+    assert first["status"] == "info"
+    assert first["service"] == "billing"
+    assert first["ddsource"] == "workflow-traces"
+    assert first["hostname"]
+    assert set(first["ddtags"].split(",")) == {"env:prod", "team:data", "workflow:etl"}
+    assert first["run_id"] == "run-dd" and first["parent_run_id"] == "parent-1"
+    assert first["workflow_name"] == "etl" and first["job_name"] == "load"
+    assert first["extras"]["customer"] == 0
+    assert isinstance(first["timestamp"], int)
+    error = next(e for e in entries if e["message"] == "failed")
+    assert error["status"] == "error"
+    assert error["error"]["kind"] == "ValueError" and "bad row" in error["error"]["stack"]
+    assert all(r.status == 202 for r in receiver.requests)
+
+
+def test_datadog_limits_entries_payload_and_truncation() -> None:
+    batch = [_record(f"m{i}") for i in range(2500)]
+    requests = dd.encode_datadog(batch, "svc", "")
+    assert [len(r.records) for r in requests] == [1000, 1000, 500]  # at most 1,000 entries
+    assert [len(orjson.loads(r.body)) for r in requests] == [1000, 1000, 500]
+
+    big = [_record("y" * 600_000) for _ in range(20)]  # 12 MB in all
+    requests = dd.encode_datadog(big, "svc", "")
+    assert sum(len(r.records) for r in requests) == 20
+    assert all(len(r.body) <= dd.DATADOG_MAX_PAYLOAD_BYTES for r in requests)
+
+    huge = _record("z" * 3_000_000)
+    (request,) = dd.encode_datadog([huge], "svc", "")
+    (entry,) = orjson.loads(request.body)
+    assert len(request.body) <= dd.DATADOG_MAX_ENTRY_BYTES
+    assert entry["truncated"] is True
+    assert entry["message"].endswith("...[truncated]")
+
+
+# -- Grafana Loki -----------------------------------------------------------------------------------
+def test_loki_payload(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("grafana", api_key="token-1")
+    handler, logger = sinks(
+        api_url=receiver.base_url,
+        service_type="grafana",
+        username="12345",  # Grafana Cloud: user id + token as basic auth
+        api_key="token-1",
+        org_id="tenant-a",
+        labels={"cluster": "eu1"},
+        extras={"environment": "staging"},
+        **FAST,
+    )
+    _log_some(logger, 30)
+    handler.flush(10)
+    assert receiver.wait_for(31)
+    req = receiver.accepted()[0]
+    assert req.path == "/loki/api/v1/push"
+    assert req.status == 204
+    assert req.headers["x-scope-orgid"] == "tenant-a"
+    assert req.headers["authorization"].startswith("Basic ")
+    assert req.headers["content-encoding"] == "gzip"
+    body = req.json()
+    for stream in body["streams"]:
+        # Few, low-cardinality labels; no run ids.
+        assert set(stream["stream"]) <= {"service", "environment", "workflow", "level", "cluster"}
+        assert stream["stream"]["service"] == "workflow-traces"
+        assert stream["stream"]["environment"] == "staging"
+        stamps = [int(v[0]) for v in stream["values"]]
+        assert stamps == sorted(stamps)
+    records = receiver.records()
+    assert {r["labels"]["level"] for r in records} == {"info", "error"}
+    assert all(r["metadata"]["run_id"] == handler.run_id for r in records)
+    logs = [r for r in records if not r["line"].startswith("failed")]
+    assert all(r["metadata"]["job_name"] == "load" for r in logs)
+    assert len({r["metadata"]["record_id"] for r in records}) == 31
+    failed = next(r for r in records if r["line"].startswith("failed"))
+    assert "ValueError: bad row" in failed["line"]
+    assert failed["metadata"]["exc_type"] == "ValueError"
+
+
+def test_loki_bearer_and_size_bound() -> None:
+    recs = [_record("a" * 1000) for _ in range(3000)]
+    requests = encode_loki(recs, {"service": "s"}, max_bytes=500_000)
+    assert sum(len(r.records) for r in requests) == 3000
+    assert all(len(r.body) <= 500_000 for r in requests)
+    long = encode_loki([_record("b" * 400_000)], {"service": "s"})
+    (value,) = orjson.loads(long[0].body)["streams"][0]["values"]
+    assert len(value[1].encode()) <= 256 * 1024 and value[1].endswith("...[truncated]")
+
+
+# -- OTLP --------------------------------------------------------------------------------------
+def test_otlp_payload(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("otlp")
+    handler, logger = sinks(
+        api_url=receiver.base_url,  # a bare host gets /v1/logs
+        service_type="generic",
+        format="otlp",
+        service="etl-service",
+        **FAST,
+    )
+    _log_some(logger, 10)
+    handler.flush(10)
+    assert receiver.wait_for(11)
+    req = receiver.accepted()[0]
+    assert req.path == "/v1/logs"
+    assert req.headers["content-type"] == "application/json"
+    body = req.json()
+    scope_logs = body["resourceLogs"][0]["scopeLogs"][0]
+    assert scope_logs["scope"]["name"] == "workflow_traces"
+    log = scope_logs["logRecords"][0]
+    assert set(log) >= {"timeUnixNano", "severityNumber", "severityText", "body", "attributes"}
+    assert log["timeUnixNano"].isdigit()  # 64-bit integers are decimal strings in OTLP/JSON
+    records = receiver.records()
+    assert records[0]["resource"]["service.name"] == "etl-service"
+    assert {r["severityNumber"] for r in records} == {9, 17}  # INFO, ERROR
+    assert all(r["attrs"]["run_id"] == handler.run_id for r in records)
+    assert records[0]["attrs"]["extras.customer"] == 0
+    failed = next(r for r in records if r["body"]["stringValue"] == "failed")
+    assert failed["attrs"]["exception.type"] == "ValueError"
+
+
+# -- generic -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["json", "ndjson"])
+def test_generic_payload(fmt: str, receivers: Any, sinks: Any) -> None:
+    receiver = receivers("generic", api_key="k")
+    handler, logger = sinks(
+        api_url=receiver.url, api_key="k", service_type="generic", format=fmt, **FAST
+    )
+    _log_some(logger, 15)
+    handler.flush(10)
+    assert receiver.wait_for(16)
+    req = receiver.accepted()[0]
+    assert req.headers["authorization"] == "Bearer k"
+    expected = "application/json" if fmt == "json" else "application/x-ndjson"
+    assert req.headers["content-type"] == expected
+    assert "content-encoding" not in req.headers  # generic endpoints get plain bodies by default
+    if fmt == "json":
+        assert isinstance(req.json(), list)
+    else:
+        assert len(req.body.splitlines()) == len(req.records)
+    records = receiver.records()
+    assert sorted(messages(receiver)) == sorted([f"m{i}" for i in range(15)] + ["failed"])
+    assert {"timestamp", "level", "run_id", "record_id", "workflow_name"} <= set(records[0])
+
+
+def test_generic_gzip_when_asked(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("generic")
+    handler, logger = sinks(api_url=receiver.url, gzip=True, **FAST)
+    logger.info("zipped")
+    handler.flush(10)
+    assert receiver.wait_for(1)
+    assert receiver.accepted()[0].headers["content-encoding"] == "gzip"
+    assert messages(receiver) == ["zipped"]
+    assert encode_generic([_record("a")], "ndjson")[0].body.endswith(b"\n")
+
+
+# -- CloudWatch (moto) ----------------------------------------------------------------------------
+def test_cloudwatch_put_log_events(moto_url: str, sinks: Any) -> None:
+    handler, logger = sinks(
+        run_id="run-cw",
+        api_url=moto_url,
+        service_type="cloudwatch",
+        log_group="wt-tests",
+        **AWS,
+        **FAST,
+    )
+    _log_some(logger, 25)
+    handler.flush(15)
+    assert handler.health().written == 26, handler.health()
+    client = logs_client(moto_url)
+    events = client.get_log_events(
+        logGroupName="wt-tests", logStreamName="run-cw", startFromHead=True
+    )["events"]
+    bodies = [orjson.loads(e["message"]) for e in events]
+    assert sorted(b["message"] for b in bodies) == sorted([f"m{i}" for i in range(25)] + ["failed"])
+    assert all(b["run_id"] == "run-cw" for b in bodies)
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps)
+    failed = next(b for b in bodies if b["message"] == "failed")
+    assert failed["exc_type"] == "ValueError"
+
+    # A second sink on the same group and stream: "already exists" is success.
+    again, logger2 = sinks(
+        run_id="run-cw",
+        api_url=moto_url,
+        service_type="cloudwatch",
+        log_group="wt-tests",
+        **AWS,
+        **FAST,
+    )
+    logger2.info("second sink")
+    again.flush(15)
+    assert again.health().written == 1 and again.health().failed == 0
+    events = client.get_log_events(
+        logGroupName="wt-tests", logStreamName="run-cw", startFromHead=True
+    )["events"]
+    assert len(events) == 27
+
+
+def test_cloudwatch_batches_follow_the_limits() -> None:
+    base = 1_700_000_000_000_000_000
+    many = [_record(f"e{i}", base + i) for i in range(25_000)]
+    requests = cw.encode_cloudwatch(list(reversed(many)), "g", "{run_id}")
+    assert all(len(r.records) <= cw.CLOUDWATCH_MAX_EVENTS for r in requests)
+    assert sum(len(r.records) for r in requests) == 25_000
+    for request in requests:
+        body = orjson.loads(request.body)
+        stamps = [e["timestamp"] for e in body["logEvents"]]
+        assert stamps == sorted(stamps)  # chronological within a batch
+        size = sum(len(e["message"].encode()) + 26 for e in body["logEvents"])
+        assert size <= cw.CLOUDWATCH_MAX_BATCH_BYTES
+
+    bulky = [_record("x" * 100_000, base + i) for i in range(30)]
+    requests = cw.encode_cloudwatch(bulky, "g", "{run_id}")
+    for request in requests:
+        events = orjson.loads(request.body)["logEvents"]
+        assert sum(len(e["message"].encode()) + 26 for e in events) <= 1_048_576
+
+    hour_ns = 3600 * 10**9
+    spread = [_record(f"t{i}", base + i * 10 * hour_ns) for i in range(6)]  # 50 hours
+    requests = cw.encode_cloudwatch(spread, "g", "{run_id}")
+    for request in requests:
+        stamps = [e["timestamp"] for e in orjson.loads(request.body)["logEvents"]]
+        assert stamps[-1] - stamps[0] <= cw.CLOUDWATCH_MAX_SPAN_MS
+    assert len(requests) == 2  # 0-20 h, then 30-50 h
+
+    (one,) = cw.encode_cloudwatch([_record("y" * 400_000)], "g", "s-{host}:{process}")
+    assert one.key == "s-h_1"  # ":" is not allowed in stream names
+    (event,) = orjson.loads(one.body)["logEvents"]
+    assert len(event["message"].encode()) + 26 <= cw.CLOUDWATCH_MAX_EVENT_BYTES
+    assert orjson.loads(event["message"])["truncated"] is True
