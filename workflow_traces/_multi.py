@@ -23,6 +23,11 @@ H = TypeVar("H", bound=logging.Handler)
 Target = tuple[int, Any]
 
 
+#: In-memory taps that every MultiHandler made while they are set also feeds (see
+#: ``workflow_traces.testing.capture_traces``). Each has ``offer(rec)`` and ``offer_nowait(rec)``.
+TAPS: list[Any] = []
+
+
 class _Closed:
     """Stands in for every sink once the MultiHandler is closed."""
 
@@ -116,7 +121,7 @@ class MultiHandler(logging.Handler):
         self._targets = tuple(
             (h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
             for h in self.handlers
-        )
+        ) + tuple((0, tap) for tap in TAPS)
 
     def add_handler(self, handler: logging.Handler) -> None:
         """Start sending records to ``handler`` too."""
@@ -246,6 +251,10 @@ class MultiHandler(logging.Handler):
                 logging.Handler.close(handler)
             else:
                 self._channels[id(handler)].close(remaining)
+        for ch in channels:  # what closing found: records left unwritten at the deadline
+            err = ch.take_error()
+            if err is not None:
+                failures.setdefault(ch.name, err)
         super().close()
         if failures and not self.fail_silently:
             raise SinkError(failures)

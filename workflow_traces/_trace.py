@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import ParseResult, urlparse
 
 from . import _record
-from ._build import exception_fields
+from ._build import exception_fields, name_defaults, user_extras
 from ._channel import SinkHealth
 from ._context import _SCOPE
 from ._diagnostics import report
@@ -53,6 +53,10 @@ class Trace:
             fail_silently=bool(self.extras.get("fail_silently", True)),
         )
         self.level = level
+        # Stamps and extras of this trace's records (a MultiTrace may share a handler that
+        # was made with other extras).
+        self._names = name_defaults(self.extras)
+        self._record_extras = user_extras(self.extras)
 
     # -- building and queueing -----------------------------------------------------------------
     def _build(
@@ -66,8 +70,7 @@ class Trace:
         frame = _getframe(depth)
         code = frame.f_code
         sc = _SCOPE.get()
-        h = self.handler
-        names = h._names
+        names = self._names
         if type(message) is not str:
             message = _text(message)
         exc_type, exc_message, exc_tb = exc or (None, None, None)
@@ -91,7 +94,7 @@ class Trace:
                 _record._host or host_name(),
                 _record._id_prefix + str(next(_record._ids)),
                 is_err,
-                h._record_extras,
+                self._record_extras,
                 exc_type,
                 exc_message,
                 exc_tb,
@@ -190,10 +193,12 @@ class Trace:
 
     # -- async twins: queue without blocking the event loop --------------------------------------
     async def awriter(self, message: Any, level: str | int, is_err: bool = False) -> None:
-        levelno = _writer_level(self.handler, level)
+        await self._alog(_writer_level(self.handler, level), message, is_err)
+
+    async def _alog(self, levelno: int, message: Any, is_err: bool = False) -> None:
         if levelno < self.level:
             return
-        rec = self._build(levelno, message, is_err or levelno >= 40, None, 2)
+        rec = self._build(levelno, message, is_err or levelno >= 40, None, 3)
         try:
             for lvl, ch in self.handler._targets:
                 if levelno >= lvl and not ch.offer_nowait(rec):
@@ -205,19 +210,19 @@ class Trace:
             self.handler._logged_after_close(rec)
 
     async def adebug(self, message: Any) -> None:
-        await self.awriter(message, 10)
+        await self._alog(10, message)
 
     async def ainfo(self, message: Any) -> None:
-        await self.awriter(message, 20)
+        await self._alog(20, message)
 
     async def awarning(self, message: Any) -> None:
-        await self.awriter(message, 30)
+        await self._alog(30, message)
 
     async def aerror(self, message: Any) -> None:
-        await self.awriter(message, 40)
+        await self._alog(40, message)
 
     async def acritical(self, message: Any) -> None:
-        await self.awriter(message, 50)
+        await self._alog(50, message)
 
     async def aexception(self, message: Any) -> None:
         self.exception(message)
