@@ -117,7 +117,7 @@ class Channel:
         capacity: int = 100_000,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
-        max_batch: int = 5000,
+        wake_bytes: int = 64 << 20,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.exporter = exporter
@@ -128,7 +128,11 @@ class Channel:
         self._capacity = capacity
         self._overflow = overflow
         self._block_timeout = block_timeout
-        self._max_batch = max(max_batch, self._batch_records)
+        # The worker wakes every flush_interval, or early once the buffer is 3/4 full (or holds
+        # about wake_bytes), so a burst is absorbed without the worker competing with the caller
+        # for the GIL; then it writes in batches of batch_records / batch_bytes.
+        self._wake_records = max(1, capacity * 3 // 4)
+        self._wake_bytes = wake_bytes
         self._retry = retry or RetryPolicy()
         self._written = 0
         self._failed = 0
@@ -181,7 +185,7 @@ class Channel:
         dq.append(rec)
         pending = self._pending_bytes + rec.size
         self._pending_bytes = pending
-        if (len(dq) >= self._batch_records or pending >= self._batch_bytes) and (
+        if (len(dq) >= self._wake_records or pending >= self._wake_bytes) and (
             not self._wake.is_set()
         ):
             self._wake.set()
@@ -326,12 +330,14 @@ class Channel:
             while dq:
                 batch: list[Record] = []
                 markers: list[_Marker] = []
-                while dq and len(batch) < self._max_batch:
+                size = 0
+                while dq and len(batch) < self._batch_records and size < self._batch_bytes:
                     item = dq.popleft()
                     if isinstance(item, _Marker):
                         markers.append(item)
                         break
                     batch.append(item)
+                    size += item.size
                 if self._blocked:
                     with self._space:
                         self._space.notify_all()
