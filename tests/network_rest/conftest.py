@@ -54,7 +54,7 @@ def sinks() -> Iterator[Callable[..., tuple[RestAPIHandler, logging.Logger]]]:
         logger.removeHandler(handler)
         if not handler.channel.closed:
             handler.fail_silently = True
-            handler.close(timeout=2)
+            handler.close(timeout=1)
 
 
 @pytest.fixture(scope="module")

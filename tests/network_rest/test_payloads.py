@@ -51,7 +51,7 @@ def _record(message: str = "x", t_ns: int | None = None, **kw: Any) -> Record:
     )
 
 
-# -- Datadog ----------------------------------------------------------------------------------------
+# -- Datadog ---------------------------------------------------------------------------------------
 def test_datadog_payload(receivers: Any, sinks: Any) -> None:
     receiver = receivers("datadog", api_key="dd-secret")
     handler, logger = sinks(
@@ -111,7 +111,7 @@ def test_datadog_limits_entries_payload_and_truncation() -> None:
     assert entry["message"].endswith("...[truncated]")
 
 
-# -- Grafana Loki -----------------------------------------------------------------------------------
+# -- Grafana Loki ----------------------------------------------------------------------------------
 def test_loki_payload(receivers: Any, sinks: Any) -> None:
     receiver = receivers("grafana", api_key="token-1")
     handler, logger = sinks(
@@ -162,7 +162,7 @@ def test_loki_bearer_and_size_bound() -> None:
     assert len(value[1].encode()) <= 256 * 1024 and value[1].endswith("...[truncated]")
 
 
-# -- OTLP --------------------------------------------------------------------------------------
+# -- OTLP ------------------------------------------------------------------------------------------
 def test_otlp_payload(receivers: Any, sinks: Any) -> None:
     receiver = receivers("otlp")
     handler, logger = sinks(
@@ -193,7 +193,7 @@ def test_otlp_payload(receivers: Any, sinks: Any) -> None:
     assert failed["attrs"]["exception.type"] == "ValueError"
 
 
-# -- generic -----------------------------------------------------------------------------------
+# -- generic ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
 def test_generic_payload(fmt: str, receivers: Any, sinks: Any) -> None:
     receiver = receivers("generic", api_key="k")
@@ -228,7 +228,7 @@ def test_generic_gzip_when_asked(receivers: Any, sinks: Any) -> None:
     assert encode_generic([_record("a")], "ndjson")[0].body.endswith(b"\n")
 
 
-# -- CloudWatch (moto) ----------------------------------------------------------------------------
+# -- CloudWatch (moto) -----------------------------------------------------------------------------
 def test_cloudwatch_put_log_events(moto_url: str, sinks: Any) -> None:
     handler, logger = sinks(
         run_id="run-cw",
