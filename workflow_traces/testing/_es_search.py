@@ -264,17 +264,23 @@ def _compare(a: Any, b: Any, spec: _SortSpec) -> int:
     return -result if spec.desc else result
 
 
-def _sort_key(specs: list[_SortSpec]) -> Callable[[Any], Any]:
-    import functools
+def _ordered(rows: list[tuple[Doc, list[Any]]], specs: list[_SortSpec]) -> None:
+    """Sort ``rows`` in place by ``specs`` (then insertion order): stable passes, last first."""
+    rows.sort(key=lambda row: row[0][2])
+    for position in range(len(specs) - 1, -1, -1):
+        spec = specs[position]
+        # Present values before missing ones unless missing_first; reverse flips both parts.
+        present, absent = (1, 0) if spec.desc != spec.missing_first else (0, 1)
 
-    def cmp(x: tuple[Doc, list[Any]], y: tuple[Doc, list[Any]]) -> int:
-        for spec, a, b in zip(specs, x[1], y[1], strict=True):
-            c = _compare(a, b, spec)
-            if c:
-                return c
-        return (x[0][2] > y[0][2]) - (x[0][2] < y[0][2])
+        def key(
+            row: tuple[Doc, list[Any]], i: int = position, yes: int = present, no: int = absent
+        ) -> tuple[int, tuple[int, Any]]:
+            value = row[1][i]
+            if value is None:
+                return (no, (0, 0))
+            return (yes, _rank(value))
 
-    return functools.cmp_to_key(cmp)
+        rows.sort(key=key, reverse=spec.desc)
 
 
 def sort_docs(
@@ -297,10 +303,7 @@ def sort_docs(
             return False
 
         rows = [row for row in rows if later(row[1])]
-    if specs:
-        rows.sort(key=_sort_key(specs))
-    else:
-        rows.sort(key=lambda row: row[0][2])
+    _ordered(rows, specs)
     return rows
 
 
@@ -354,21 +357,32 @@ def filter_path(body: Any, spec: str | None) -> Any:
     """The response filtered by ``filter_path`` (comma-separated dotted patterns, ``*``)."""
     if not spec:
         return body
-    patterns = [p.split(".") for p in spec.split(",") if p]
+    patterns = [tuple(p.split(".")) for p in spec.split(",") if p]
     result = _filter(body, patterns)
     return {} if result is None else result
 
 
-def _filter(value: Any, patterns: list[list[str]]) -> Any:
+def _segment_matches(key: str, segment: str) -> bool:
+    if segment == "*":
+        return True
+    if "*" in segment or "?" in segment:
+        return fnmatch.fnmatchcase(key, segment)
+    return key == segment
+
+
+def _filter(value: Any, patterns: list[tuple[str, ...]]) -> Any:
     if isinstance(value, list):
-        items = [_filter(item, patterns) for item in value]
-        kept = [item for item in items if item is not None]
+        kept = []
+        for item in value:
+            filtered = _filter(item, patterns)
+            if filtered is not None:
+                kept.append(filtered)
         return kept or None
     if not isinstance(value, dict):
         return None
     out: dict[str, Any] = {}
     for key, sub in value.items():
-        rest = [p[1:] for p in patterns if p and fnmatch.fnmatchcase(key, p[0])]
+        rest = [p[1:] for p in patterns if _segment_matches(key, p[0])]
         if not rest:
             continue
         if any(not r for r in rest):

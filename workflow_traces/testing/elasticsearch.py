@@ -35,7 +35,8 @@ Knobs to make it misbehave: :meth:`fail_items` (the next N bulk items answer 429
 demand credentials (401 otherwise); ``tls=True`` serves HTTPS with a fresh CA in :attr:`ca_certs`
 (needs the ``cryptography`` package).
 
-Run it on its own with ``python -m workflow_traces.testing.elasticsearch [--port 9200]``.
+Run it on its own with
+``python -c "from workflow_traces.testing.elasticsearch import main; main()" --port 9200``.
 """
 
 from __future__ import annotations
@@ -99,6 +100,15 @@ _INT_TYPES = {"long", "integer", "short", "byte", "unsigned_long"}
 _FLOAT_TYPES = {"double", "float", "half_float", "scaled_float"}
 _TEXT_TYPES = {"keyword", "text", "match_only_text", "wildcard", "constant_keyword"}
 _BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
+#: Value types that fit a field type with no further check.
+_FAST_TYPES: dict[str, tuple[type, ...]] = {
+    **{kind: (int,) for kind in _INT_TYPES},
+    **{kind: (float, int) for kind in _FLOAT_TYPES},
+    **{kind: (str,) for kind in _TEXT_TYPES},
+    "date": (str, int),
+    "date_nanos": (str, int),
+    "boolean": (bool,),
+}
 
 
 @dataclass(frozen=True)
@@ -257,7 +267,17 @@ def _check_doc(
     doc_id: str,
 ) -> None:
     """Raise _HTTPError(400) if ``doc`` does not fit the mapping; add dynamic fields."""
+    fast = _FAST_TYPES
     for key, value in doc.items():
+        spec = props.get(key)
+        if spec is not None:
+            kind = spec.get("type")
+            if kind is not None:
+                if type(value) in fast.get(kind, ()):
+                    continue  # the common case: a value of the mapped type
+            elif type(value) is dict and "properties" in spec and "dynamic" not in spec:
+                _check_doc(value, spec["properties"], dynamic, templates, f"{prefix}{key}.", doc_id)
+                continue
         if "." in key and key not in props:
             head, _, rest = key.partition(".")
             _check_doc({head: {rest: value}}, props, dynamic, templates, prefix, doc_id)
@@ -697,7 +717,7 @@ class LocalElasticsearch:
             return self._template(method, segs[1] if len(segs) > 1 else None, body, query)
         if head == "_data_stream":
             return self._data_stream(method, segs[1] if len(segs) > 1 else None)
-        if head.startswith("_"):
+        if head.startswith("_") and head != "_all":
             raise self._no_handler(method, path)
         index = head
         if len(segs) == 1:
@@ -1278,13 +1298,21 @@ class _Server(http.server.ThreadingHTTPServer):
     ssl_context: ssl.SSLContext | None = None
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.ssl_context is not None:
-            try:
-                request = self.ssl_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                request.close()
-                return
-        self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
+        if self.ssl_context is None:
+            self.RequestHandlerClass(request, client_address, self)  # type: ignore[arg-type]
+            return
+        # The TLS handshake runs here, on the connection's own thread.
+        try:
+            wrapped = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            request.close()
+            return
+        try:
+            self.RequestHandlerClass(wrapped, client_address, self)  # type: ignore[arg-type]
+        finally:
+            with contextlib.suppress(OSError):
+                wrapped.shutdown(socket.SHUT_RDWR)
+            wrapped.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         return None  # a client that went away is not worth a traceback

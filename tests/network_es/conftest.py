@@ -1,0 +1,97 @@
+"""Fixtures for the Elasticsearch sink and store tests.
+
+``es`` is a fresh LocalElasticsearch on 127.0.0.1. ``cluster`` runs a test twice: against the
+local server, and against a real cluster when TRACE_TEST_ES_URL is set (marked ``es_real``,
+skipped otherwise; see es_helpers.py for the variables).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workflow_traces import _diagnostics
+from workflow_traces.testing import LocalElasticsearch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from es_helpers import REAL_URL, Cluster
+
+
+@pytest.fixture(autouse=True)
+def _fresh_diagnostics() -> Iterator[None]:
+    """Each test starts with the diagnostics rate limiter empty, so its own reports show."""
+    with _diagnostics._lock:
+        _diagnostics._last.clear()
+        _diagnostics._suppressed.clear()
+    yield
+
+
+@pytest.fixture
+def es() -> Iterator[LocalElasticsearch]:
+    with LocalElasticsearch(refresh_interval=None) as server:
+        yield server
+
+
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param(
+            "real",
+            marks=[
+                pytest.mark.es_real,
+                pytest.mark.skipif(not REAL_URL, reason="set TRACE_TEST_ES_URL to run"),
+            ],
+        ),
+    ]
+)
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The local server, then (opt-in) a real cluster: the same test against both."""
+    if request.param == "local":
+        with LocalElasticsearch() as server:
+            yield Cluster(server)
+        return
+    real = Cluster(None)
+    try:
+        yield real
+    finally:
+        real.cleanup()
+
+
+class Reports(logging.Handler):
+    """Collects what a logger says."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    @property
+    def text(self) -> str:
+        out = []
+        for r in self.records:
+            out.append(r.getMessage())
+            if r.exc_info:
+                out.append(logging.Formatter().formatException(r.exc_info))
+        return "\n".join(out)
+
+
+@pytest.fixture
+def reports() -> Iterator[Reports]:
+    """Everything the diagnostics logger reports during the test."""
+    diag = logging.getLogger("workflow_traces")
+    handler = Reports()
+    old_level = diag.level
+    diag.addHandler(handler)
+    diag.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        diag.removeHandler(handler)
+        diag.setLevel(old_level)

@@ -1,0 +1,204 @@
+"""Delivery through faults, against LocalElasticsearch's knobs, counting records by record_id:
+per-item 429 retried, per-item 400 dropped and reported, lost responses retried without
+duplicates, request-level 503 / 400 / 401 / 413, and the server down then up."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import Reports
+from es_helpers import Memory, fast_retry, ids_of, trace_with
+
+from workflow_traces import SinkError
+from workflow_traces._elasticsearch import ElasticsearchHandler
+from workflow_traces.testing import LocalElasticsearch
+
+pytestmark = pytest.mark.network
+
+INDEX = "workflow-traces"
+
+
+def _handler(es: LocalElasticsearch, **kwargs: object) -> ElasticsearchHandler:
+    options: dict[str, object] = {
+        "flush_interval": 0.05,
+        "fail_silently": True,
+        "retry": fast_retry(),
+        "buffer_size": 50,
+        **kwargs,
+    }
+    return ElasticsearchHandler("run-f", es_hosts=es.url, **options)  # type: ignore[arg-type]
+
+
+def _log(handler: ElasticsearchHandler, n: int, close: bool = True) -> Memory:
+    memory = Memory()
+    trace = trace_with("run-f", [handler, memory])
+    for i in range(n):
+        trace.info(f"record {i}")
+    if close:
+        trace.handler.close()
+    else:
+        trace.handler.flush()
+    return memory
+
+
+def test_items_answered_429_are_retried_until_written(es: LocalElasticsearch) -> None:
+    es.fail_items(30, 429)
+    handler = _handler(es)
+    memory = _log(handler, 200)
+    docs = es.documents(INDEX)
+    assert ids_of(docs.values()) == ids_of(memory.records)  # all 200, each once
+    assert len(es.rejected) == 30 and {s for s, _ in es.rejected} == {429}
+    assert {i for _, i in es.rejected} <= set(docs)  # the throttled ones arrived later
+    health = handler.health()
+    assert (health.written, health.failed, health.dropped) == (200, 0, 0)
+
+
+def test_items_answered_5xx_are_retried(es: LocalElasticsearch) -> None:
+    es.fail_items(5, 503)
+    es.fail_items(5, 500)
+    handler = _handler(es)
+    memory = _log(handler, 60)
+    assert ids_of(es.documents(INDEX).values()) == ids_of(memory.records)
+    assert handler.health().failed == 0
+
+
+def test_items_answered_400_are_dropped_and_reported(
+    es: LocalElasticsearch, reports: Reports
+) -> None:
+    es.fail_items(3, 400, "simulated mapping conflict")
+    handler = _handler(es)
+    memory = _log(handler, 100)
+    docs = es.documents(INDEX)
+    refused = {i for s, i in es.rejected if s == 400}
+    assert len(refused) == 3
+    sent = ids_of(memory.records)
+    assert set(docs) == set(sent) - refused  # exactly the refused ones are missing
+    assert ids_of(docs.values()) == ids_of(r for r in memory.records if r.record_id not in refused)
+    bulk_items = es.bulk_operations
+    assert bulk_items == 100  # not retried: every item was sent once
+    health = handler.health()
+    assert (health.written, health.failed) == (97, 3)
+    assert "simulated mapping conflict" in (health.last_error or "")
+    assert "rejected 3 of" in reports.text
+
+
+def test_429_and_400_in_one_batch(es: LocalElasticsearch) -> None:
+    es.fail_items(2, 429)
+    es.fail_items(2, 400)
+    handler = _handler(es, buffer_size=1000, flush_interval=5.0)  # one batch, at close
+    memory = _log(handler, 20)
+    refused = {i for s, i in es.rejected if s == 400}
+    throttled = {i for s, i in es.rejected if s == 429}
+    docs = es.documents(INDEX)
+    assert len(refused) == 2 and len(throttled) == 2
+    assert set(docs) == set(ids_of(memory.records)) - refused
+    assert throttled <= set(docs)
+    assert handler.health().failed == 2
+
+
+def test_a_lost_response_is_retried_without_duplicates(es: LocalElasticsearch) -> None:
+    """The bulk is applied but the answer never comes: the retry sends the same _ids."""
+    es.lose_responses(2)
+    handler = _handler(es)
+    memory = _log(handler, 150)
+    docs = es.documents(INDEX)
+    assert ids_of(docs.values()) == ids_of(memory.records)
+    versions = es.versions(INDEX)
+    assert max(versions.values()) >= 2  # written twice, kept once
+    assert es.bulk_operations > 150
+    assert handler.health().failed == 0
+
+
+def test_a_lost_response_in_data_stream_mode(es: LocalElasticsearch) -> None:
+    es.lose_responses(1)
+    handler = _handler(es, index_name="logs-wt-default", data_stream=True)
+    memory = _log(handler, 80)
+    docs = es.documents("logs-wt-default")
+    assert ids_of(docs.values()) == ids_of(memory.records)
+    assert any(s == 409 for s, _ in es.rejected)  # the resent copies answered "exists"
+    health = handler.health()
+    assert (health.written, health.failed) == (80, 0)
+
+
+def test_requests_answered_503_with_retry_after_are_retried(es: LocalElasticsearch) -> None:
+    es.fail_requests(3, 503, retry_after=0.05)
+    handler = _handler(es)
+    memory = _log(handler, 120)
+    assert ids_of(es.documents(INDEX).values()) == ids_of(memory.records)
+    assert handler.health().failed == 0
+
+
+def test_a_request_answered_400_is_not_retried(es: LocalElasticsearch) -> None:
+    es.fail_requests(1, 400, reason="simulated bad request")
+    handler = _handler(es, buffer_size=1000, flush_interval=5.0)  # one batch, at close
+    memory = _log(handler, 30)
+    assert es.documents(INDEX) == {}
+    bulks = [r for r in es.requests if r.path.endswith("_bulk")]
+    assert len(bulks) == 1
+    health = handler.health()
+    assert health.failed == len(memory.records) == 30
+    assert "400" in (health.last_error or "")
+
+
+def test_fail_silently_false_raises_on_flush_with_the_cause(es: LocalElasticsearch) -> None:
+    es.fail_items(2, 400, "simulated rejection")
+    handler = _handler(es, fail_silently=False)
+    trace = trace_with("run-f", [handler])
+    trace.handler.fail_silently = False
+    for i in range(10):
+        trace.info(f"record {i}")
+    with pytest.raises(SinkError) as caught:
+        trace.handler.flush()
+    assert handler.name in str(caught.value)
+    assert "simulated rejection" in str(caught.value)
+    trace.handler.close()
+
+
+def test_a_413_splits_the_request(es: LocalElasticsearch) -> None:
+    es.fail_requests(1, 413)
+    handler = _handler(es, buffer_size=1000, flush_interval=5.0)  # one batch, at close
+    memory = _log(handler, 64)
+    assert ids_of(es.documents(INDEX).values()) == ids_of(memory.records)
+    bulks = [r for r in es.requests if r.path.endswith("_bulk")]
+    assert len(bulks) == 3  # refused whole, then two halves
+    assert handler.health().failed == 0
+
+
+def test_down_then_up_everything_arrives_once(es: LocalElasticsearch) -> None:
+    handler = _handler(es, buffer_size=20)
+    memory = Memory()
+    trace = trace_with("run-f", [handler, memory])
+    trace.info("before")
+    trace.handler.flush()
+    es.down()
+    for i in range(100):
+        trace.info(f"during {i}")
+    time.sleep(0.5)
+    assert es.documents(INDEX).keys() == {memory.records[0].record_id}
+    es.up()
+    for i in range(10):
+        trace.info(f"after {i}")
+    trace.handler.close()
+    assert ids_of(es.documents(INDEX).values()) == ids_of(memory.records)
+    assert len(memory.records) == 111
+    assert handler.health().failed == 0
+
+
+def test_wrong_credentials_are_not_retried() -> None:
+    with LocalElasticsearch(username="elastic", password="right") as es:
+        handler = ElasticsearchHandler(
+            "run-401",
+            es_hosts=es.url,
+            username="elastic",
+            password="wrong",
+            flush_interval=5.0,  # one batch, at close
+            retry=fast_retry(),
+        )
+        _log(handler, 10)
+        assert es.documents(INDEX) == {}
+        health = handler.health()
+        assert health.failed == 10
+        assert "401" in (health.last_error or "")
+        # HEAD for the index (refused), then nothing more for this batch: not retried.
+        assert len(es.requests) == 1
