@@ -207,7 +207,15 @@ class SQLiteStore(Store):
 
         self.path = path
         self._columns = COLUMNS
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        self._conn = sqlite3.connect(uri, uri=True, timeout=30.0)
+
+    def _has_table(self) -> bool:
+        # A database the sink created but has not written to yet holds no table: no runs.
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'traces'"
+        ).fetchone()
+        return row is not None
 
     def __str__(self) -> str:
         return f"sqlite:{self.path}"
@@ -223,6 +231,8 @@ class SQLiteStore(Store):
         return record_from_dict(d)
 
     def _records(self, run_id: str) -> list[Record]:
+        if not self._has_table():
+            return []
         cols = ", ".join(self._columns)
         rows = self._conn.execute(
             _SELECT.format(cols) + " WHERE run_id = ? ORDER BY time_ns, seq", (run_id,)
@@ -230,6 +240,8 @@ class SQLiteStore(Store):
         return [self._to_record(row) for row in rows]
 
     def _summary_rows(self, where: str = "all", args: tuple[Any, ...] = ()) -> list[RunSummary]:
+        if not self._has_table():
+            return []
         rows = self._conn.execute(_SUMMARY_SQL[where], args).fetchall()
         events: dict[str, list[tuple[str, int, float | None]]] = {}
         for run_id, event, time_ns, duration in self._conn.execute(
