@@ -77,6 +77,8 @@ def build_handlers(
             )
         except (TraceError, OSError) as exc:
             if not eff.fail_silently:
+                for built in handlers:  # stop the workers of those already built
+                    built.close()
                 if isinstance(exc, ConfigError):
                     raise ConfigError(_name_build_error(exc, index, eff)) from None
                 raise

@@ -188,6 +188,13 @@ class FileExporter:
             self._open[run_id] = files
             while len(self._open) > self._max_open:
                 self._open.popitem(last=False)[1].close()
+        elif os.fstat(files.records).st_nlink == 0:
+            # The run's files were removed (say, its folder deleted or replaced): writes to the
+            # old descriptors would vanish without an error. Open them again where they belong;
+            # if that fails, the batch fails and is reported.
+            del self._open[run_id]
+            files.close()
+            return self._files(run_id)
         else:
             self._open.move_to_end(run_id)
         return files

@@ -77,11 +77,20 @@ class MultiHandler(logging.Handler):
         self._closed = False
         self._after_close = 0
         self._after_close_lock = threading.Lock()
-        for index in range(len(handlers or ())):
-            # Item by item: dictConfig's lists resolve "cfg://" references on item access only.
-            child = self._child(handlers[index], index)  # type: ignore[index]
-            if child is not None:
-                self.add_handler(child)
+        built: list[logging.Handler] = []
+        try:
+            for index in range(len(handlers or ())):
+                # Item by item: dictConfig's lists resolve "cfg://" references on access only.
+                item = handlers[index]  # type: ignore[index]
+                child = self._child(item, index)
+                if child is not None:
+                    if child is not item:
+                        built.append(child)
+                    self.add_handler(child)
+        except BaseException:
+            for child in built:  # stop the workers of the children built here
+                child.close()
+            raise
 
     def _child(self, item: Any, index: int) -> logging.Handler | None:
         if isinstance(item, logging.Handler):

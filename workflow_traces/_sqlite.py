@@ -214,10 +214,24 @@ class SQLiteExporter:
         self.path = path
         self.name = f"sqlite:{path}"
         self._conn: sqlite3.Connection | None = None
+        self._ident: tuple[int, int] | None = None
+
+    def _file_ident(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
 
     def export(self, batch: Sequence[Record]) -> None:
+        if self._conn is not None and self._file_ident() != self._ident:
+            # The database file was deleted or replaced: rows written through the old
+            # connection would vanish without an error. Connect again (or fail, and report).
+            self._conn.close()
+            self._conn = None
         if self._conn is None:
             self._conn = connect(self.path)
+            self._ident = self._file_ident()
         conn = self._conn
         rows = [_row(rec) for rec in batch]
         conn.execute("BEGIN IMMEDIATE")

@@ -72,6 +72,18 @@ def raw_file_ids(run_folder: Path) -> Counter[str]:
     return counts
 
 
+def sqlite_ids(db: Path, run_id: str) -> Counter[str]:
+    """Record ids of ``run_id`` counted straight from the SQLite table, with plain SQL."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT record_id FROM traces WHERE run_id = ?", (run_id,))
+        return Counter(r[0] for r in rows)
+    finally:
+        conn.close()
+
+
 def messages(location: Path | str, run_id: str) -> list[str]:
     with open_store(location) as store:
         return [r.message for r in store.get_run(run_id).records]
