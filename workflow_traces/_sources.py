@@ -29,6 +29,7 @@ from ._config import EnvStyle, Loc, complex_fields, handler_model, is_secret_key
 from ._errors import ConfigError
 
 __all__ = [
+    "ARGUMENTS",
     "DEFAULT",
     "DOTENV",
     "ENVIRONMENT",
@@ -40,8 +41,10 @@ __all__ = [
     "Origin",
     "OriginStyle",
     "Reading",
+    "environment_layer",
     "json_path",
     "read_sources",
+    "stamp",
 ]
 
 PREFIX = "TRACE_"
