@@ -119,7 +119,7 @@ WORKFLOW = Workflow(
 
 def main() -> int:
     result = WORKFLOW.run()
-    print(f"Workflow {WORKFLOW.name!r} {result.status} in {result.duration:.2f}s\n")
+    print(f"Workflow {WORKFLOW.name!r} {result.status} (run_id {result.run_id})\n")
 
     # Read the run back from both stores: the same tree from each.
     with open_store(DATABASE) as db, open_store(FILES) as folder:
@@ -130,8 +130,13 @@ def main() -> int:
         (n.name, n.status) for n in from_files.tree.walk()
     ]
 
-    print(render_tree(tree))
+    print(render_tree(tree, logs=True))
     print()
+    transform, quality = tree.find("transform", "job"), tree.find("quality", "job")
+    assert transform and quality and transform.started and quality.started
+    assert transform.ended and quality.ended
+    overlap = transform.started < quality.ended and quality.started < transform.ended
+    print(f"jobs 'transform' and 'quality' ran at the same time: {overlap}")
     load_attempts = tree.find_all("load", "stage")
     print(f"stage 'load' ran {len(load_attempts)} times: {[n.status for n in load_attempts]}")
     print(f"{from_db.record_count} records; file and SQLite stores agree: {same}")
