@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._encode import dumps, record_to_dict
+from ._encode import dumps, iso_utc
 from ._record import Record
 from ._rest_payload import Request, truncate_utf8
 
@@ -41,7 +41,21 @@ CLOUDWATCH_EVENT_OVERHEAD = 26
 CLOUDWATCH_MAX_EVENT_BYTES = 256 * 1024
 CLOUDWATCH_MAX_SPAN_MS = 24 * 3600 * 1000
 
-_DROP = ("time_ns", "levelno", "process", "thread", "is_err", "lineno", "filename", "func_name")
+_AT = Record._fields.index
+_OPTIONAL = tuple(
+    (field, _AT(field))
+    for field in (
+        "parent_run_id",
+        "workflow_name",
+        "job_name",
+        "stage_name",
+        "logger",
+        "exc_type",
+        "exc_message",
+        "exc_traceback",
+    )
+)
+_EVENT = tuple((field, _AT(field)) for field in ("kind", "scope", "event", "status", "duration"))
 
 
 def stream_name(template: str, rec: Record) -> str:
@@ -51,29 +65,46 @@ def stream_name(template: str, rec: Record) -> str:
     return name[:512] or "workflow-traces"
 
 
-def cloudwatch_message(rec: Record, max_bytes: int = CLOUDWATCH_MAX_EVENT_BYTES) -> str:
-    """The event message for ``rec``: compact JSON, at most ``max_bytes`` in UTF-8."""
-    d: dict[str, Any] = record_to_dict(rec)
-    for key in _DROP:
-        d.pop(key, None)
-    if rec.kind == "log":
-        for key in ("kind", "scope", "event", "status", "duration"):
-            d.pop(key, None)
-    d = {k: v for k, v in d.items() if v is not None}
+def _message_dict(rec: Record) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "timestamp": iso_utc(rec.time_ns),
+        "level": rec.level,
+        "message": rec.message,
+        "run_id": rec.run_id,
+    }
+    for key, index in _OPTIONAL:
+        value = rec[index]
+        if value is not None:
+            d[key] = value
+    d["host"] = rec.host
+    d["record_id"] = rec.record_id
+    if rec.kind != "log":
+        for key, index in _EVENT:
+            value = rec[index]
+            if value is not None:
+                d[key] = value
+    if rec.extras:
+        d["extras"] = rec.extras
     if rec.filename:
         d["source"] = f"{rec.filename}:{rec.lineno} {rec.func_name}"
-    text = dumps(d).decode()
-    if len(text.encode()) <= max_bytes:
-        return text
+    return d
+
+
+def cloudwatch_message(rec: Record, max_bytes: int = CLOUDWATCH_MAX_EVENT_BYTES) -> str:
+    """The event message for ``rec``: compact JSON, at most ``max_bytes`` in UTF-8."""
+    d = _message_dict(rec)
+    data = dumps(d)
+    if len(data) <= max_bytes:
+        return data.decode()
     d["truncated"] = True
     for key in ("exc_traceback", "message"):
         if key in d:
             d[key] = truncate_utf8(str(d[key]), max(256, max_bytes // 4))
-    text = dumps(d).decode()
-    if len(text.encode()) > max_bytes:
+    data = dumps(d)
+    if len(data) > max_bytes:
         d.pop("extras", None)
-        text = dumps(d).decode()
-    return truncate_utf8(text, max_bytes)
+        data = dumps(d)
+    return truncate_utf8(data.decode(), max_bytes)
 
 
 def encode_cloudwatch(
@@ -99,7 +130,8 @@ def encode_cloudwatch(
         for rec in sorted(recs, key=lambda r: r.time_ns):
             message = cloudwatch_message(rec, limit)
             ts = rec.time_ns // 1_000_000
-            cost = len(message.encode()) + CLOUDWATCH_EVENT_OVERHEAD
+            cost = len(message) if message.isascii() else len(message.encode())
+            cost += CLOUDWATCH_EVENT_OVERHEAD
             if events and (
                 len(events) >= max_events
                 or size + cost > max_bytes

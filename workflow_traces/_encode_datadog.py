@@ -6,11 +6,12 @@ recommended; 202 means accepted. Reserved keys: ``message``, ``status`` (the lev
 ``service``, ``ddsource``, ``ddtags`` ("k:v,k:v") and ``hostname``; every other key becomes an
 attribute. We keep the limits a little under Datadog's (decimal megabytes) and mark what we cut.
 
-Attributes: ``timestamp`` (ms since the epoch), ``run_id``, ``parent_run_id``,
-``workflow_name``, ``job_name``, ``stage_name``, ``record_id``, ``logger.name``, ``process``,
-``thread``, ``filename``, ``lineno``, ``func_name``; ``error.kind/message/stack`` (Datadog's
-standard error attributes) when there is an exception; ``kind`` and ``lifecycle.{scope, event,
-status, duration}`` for lifecycle events; ``extras``; ``truncated: true`` when the log was cut.
+Attributes (each left out when it is None): ``timestamp`` (ms since the epoch), ``run_id``,
+``parent_run_id``, ``workflow_name``, ``job_name``, ``stage_name``, ``record_id``,
+``logger.name``, ``process``, ``thread``, ``filename``, ``lineno``, ``func_name``;
+``error.kind/message/stack`` (Datadog's standard error attributes) when there is an exception;
+``kind`` and ``lifecycle.{scope, event, status, duration}`` for lifecycle events; ``extras``;
+``truncated: true`` when the log was cut.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ DATADOG_MAX_ENTRIES = 1000
 DATADOG_MAX_ENTRY_BYTES = 1_000_000
 DATADOG_SOURCE = "workflow-traces"
 
-_STATUS = {"WARNING": "warning", "CRITICAL": "critical", "ERROR": "error", "INFO": "info"}
+_STATUS = {
+    "DEBUG": "debug",
+    "INFO": "info",
+    "WARNING": "warning",
+    "ERROR": "error",
+    "CRITICAL": "critical",
+}
 
 
 def _tag(value: str) -> str:
@@ -51,31 +58,37 @@ def datadog_tags(labels: Mapping[str, str], environment: str | None) -> str:
 
 
 def datadog_entry(rec: Record, service: str, tags: str) -> dict[str, Any]:
-    """One Datadog log object for ``rec``."""
+    """One Datadog log object for ``rec`` (attributes that are None are left out)."""
     if rec.workflow_name is not None:
         workflow = f"workflow:{_tag(rec.workflow_name)}"
         tags = f"{tags},{workflow}" if tags else workflow
     entry: dict[str, Any] = {
         "message": rec.message,
-        "status": _STATUS.get(rec.level, rec.level.lower()),
+        "status": _STATUS.get(rec.level) or rec.level.lower(),
         "service": service,
         "ddsource": DATADOG_SOURCE,
         "ddtags": tags,
         "hostname": rec.host,
         "timestamp": rec.time_ns // 1_000_000,
         "run_id": rec.run_id,
-        "parent_run_id": rec.parent_run_id,
-        "workflow_name": rec.workflow_name,
-        "job_name": rec.job_name,
-        "stage_name": rec.stage_name,
         "record_id": rec.record_id,
-        "logger": {"name": rec.logger},
         "process": rec.process,
         "thread": rec.thread,
-        "filename": rec.filename,
-        "lineno": rec.lineno,
-        "func_name": rec.func_name,
     }
+    if rec.parent_run_id is not None:
+        entry["parent_run_id"] = rec.parent_run_id
+    if rec.workflow_name is not None:
+        entry["workflow_name"] = rec.workflow_name
+    if rec.job_name is not None:
+        entry["job_name"] = rec.job_name
+    if rec.stage_name is not None:
+        entry["stage_name"] = rec.stage_name
+    if rec.logger is not None:
+        entry["logger"] = {"name": rec.logger}
+    if rec.filename is not None:
+        entry["filename"] = rec.filename
+        entry["lineno"] = rec.lineno
+        entry["func_name"] = rec.func_name
     if rec.exc_type is not None or rec.exc_traceback is not None:
         entry["error"] = {
             "kind": rec.exc_type,

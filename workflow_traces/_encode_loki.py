@@ -28,19 +28,25 @@ LOKI_MAX_BYTES = 4 * 1024 * 1024
 #: Loki's default ``max_line_size``.
 LOKI_MAX_LINE_BYTES = 256 * 1024
 
-_META = (
-    "parent_run_id",
-    "job_name",
-    "stage_name",
-    "record_id",
-    "host",
-    "logger",
-    "filename",
-    "lineno",
-    "func_name",
-    "exc_type",
+_AT = Record._fields.index
+_META = tuple(
+    (field, _AT(field))
+    for field in (
+        "parent_run_id",
+        "job_name",
+        "stage_name",
+        "record_id",
+        "host",
+        "logger",
+        "filename",
+        "lineno",
+        "func_name",
+        "exc_type",
+    )
 )
-_EVENT_META = ("kind", "scope", "event", "status", "duration")
+_EVENT_META = tuple(
+    (field, _AT(field)) for field in ("kind", "scope", "event", "status", "duration")
+)
 
 
 def loki_labels(rec: Record, base: Mapping[str, str]) -> dict[str, str]:
@@ -60,13 +66,13 @@ def loki_value(rec: Record, max_line: int = LOKI_MAX_LINE_BYTES) -> list[object]
         line = f"{line}\n{rec.exc_traceback}"
     line = truncate_utf8(line, max_line)
     meta: dict[str, str] = {"run_id": rec.run_id}
-    for key in _META:
-        value = getattr(rec, key)
+    for key, index in _META:
+        value = rec[index]
         if value is not None:
-            meta[key] = str(value)
+            meta[key] = value if value.__class__ is str else str(value)
     if rec.kind != "log":
-        for key in _EVENT_META:
-            value = getattr(rec, key)
+        for key, index in _EVENT_META:
+            value = rec[index]
             if value is not None:
                 meta[key] = str(value)
     if rec.extras:

@@ -66,34 +66,58 @@ def _attributes(pairs: Any) -> list[dict[str, Any]]:
     return [{"key": str(k), "value": otlp_value(v)} for k, v in pairs if v is not None]
 
 
-_FIELDS = ("run_id", "parent_run_id", "workflow_name", "job_name", "stage_name", "record_id")
-_EVENT = ("kind", "scope", "event", "status", "duration")
+_AT = Record._fields.index
+#: (attribute key, index of the Record field) for the text attributes.
+_TEXT = tuple(
+    (key, _AT(field))
+    for key, field in (
+        ("parent_run_id", "parent_run_id"),
+        ("workflow_name", "workflow_name"),
+        ("job_name", "job_name"),
+        ("stage_name", "stage_name"),
+        ("logger.name", "logger"),
+        ("code.file.path", "filename"),
+        ("code.function.name", "func_name"),
+        ("exception.type", "exc_type"),
+        ("exception.message", "exc_message"),
+        ("exception.stacktrace", "exc_traceback"),
+    )
+)
+_EVENT = tuple((field, _AT(field)) for field in ("kind", "scope", "event", "status"))
 
 
-def otlp_log_record(rec: Record, observed_ns: int) -> dict[str, Any]:
-    """One OTLP ``LogRecord`` for ``rec``."""
-    pairs: list[tuple[str, Any]] = [(key, getattr(rec, key)) for key in _FIELDS]
-    if rec.kind != "log":
-        pairs.extend((key, getattr(rec, key)) for key in _EVENT)
-    pairs += [
-        ("logger.name", rec.logger),
-        ("code.file.path", rec.filename),
-        ("code.line.number", rec.lineno),
-        ("code.function.name", rec.func_name),
-        ("thread.id", rec.thread),
-        ("exception.type", rec.exc_type),
-        ("exception.message", rec.exc_message),
-        ("exception.stacktrace", rec.exc_traceback),
+def otlp_log_record(rec: Record, observed_ns: str) -> dict[str, Any]:
+    """One OTLP ``LogRecord`` for ``rec`` (attributes that are None are left out)."""
+    attrs: list[dict[str, Any]] = [
+        {"key": "run_id", "value": {"stringValue": rec.run_id}},
+        {"key": "record_id", "value": {"stringValue": rec.record_id}},
+        {"key": "thread.id", "value": {"intValue": str(rec.thread)}},
     ]
+    append = attrs.append
+    for key, index in _TEXT:
+        value = rec[index]
+        if value is not None:
+            append({"key": key, "value": {"stringValue": value}})
+    if rec.lineno is not None:
+        append({"key": "code.line.number", "value": {"intValue": str(rec.lineno)}})
+    if rec.kind != "log":
+        for key, index in _EVENT:
+            value = rec[index]
+            if value is not None:
+                append({"key": key, "value": {"stringValue": value}})
+        if rec.duration is not None:
+            append({"key": "duration", "value": {"doubleValue": rec.duration}})
     if rec.extras:
-        pairs.extend((f"extras.{k}", v) for k, v in rec.extras.items())
+        for key, value in rec.extras.items():
+            if value is not None:
+                append({"key": f"extras.{key}", "value": otlp_value(value)})
     return {
         "timeUnixNano": str(rec.time_ns),
-        "observedTimeUnixNano": str(observed_ns),
+        "observedTimeUnixNano": observed_ns,
         "severityNumber": severity_number(rec.levelno),
         "severityText": rec.level,
         "body": {"stringValue": rec.message},
-        "attributes": _attributes(pairs),
+        "attributes": attrs,
     }
 
 
@@ -111,7 +135,7 @@ def encode_otlp(
     max_bytes: int = OTLP_MAX_BYTES,
 ) -> list[Request]:
     """OTLP/HTTP JSON requests for ``batch``: one resource per (host, process)."""
-    observed = time.time_ns()
+    observed = str(time.time_ns())
     groups: dict[tuple[str, int], list[Record]] = {}
     for rec in batch:
         groups.setdefault((rec.host, rec.process), []).append(rec)

@@ -303,3 +303,26 @@ def test_cloudwatch_batches_follow_the_limits() -> None:
     (event,) = orjson.loads(one.body)["logEvents"]
     assert len(event["message"].encode()) + 26 <= cw.CLOUDWATCH_MAX_EVENT_BYTES
     assert orjson.loads(event["message"])["truncated"] is True
+
+
+def test_cloudwatch_against_the_local_receiver(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("cloudwatch")
+    config = {"api_url": receiver.url, "service_type": "cloudwatch", **AWS, **FAST}
+    first, logger = sinks(run_id="run-lr", **config)
+    _log_some(logger, 5)
+    first.flush(10)
+    second, logger2 = sinks(run_id="run-lr", **config)  # group and stream exist already
+    logger2.info("again")
+    second.flush(10)
+    assert first.health().failed == 0 and second.health().failed == 0
+    targets = [r.headers["x-amz-target"] for r in receiver.requests]
+    assert targets.count("Logs_20140328.CreateLogGroup") == 2
+    assert [
+        r.status for r in receiver.requests if r.headers["x-amz-target"].endswith("Stream")
+    ] == [
+        200,
+        400,  # ResourceAlreadyExistsException, taken as success
+    ]
+    assert all(r.headers["authorization"].startswith("AWS4-HMAC-SHA256") for r in receiver.requests)
+    assert "content-encoding" not in receiver.requests[-1].headers
+    assert sorted(messages(receiver)) == sorted([f"m{i}" for i in range(5)] + ["failed", "again"])

@@ -1,10 +1,14 @@
 """``LocalReceiver``: a small HTTP server on 127.0.0.1 that stands in for a REST logging service
-(Datadog intake, Grafana Loki push, an OpenTelemetry collector's ``/v1/logs``, or any JSON
-endpoint), for tests and runnable examples that must work with no network.
+(Datadog intake, Grafana Loki push, an OpenTelemetry collector's ``/v1/logs``, CloudWatch Logs'
+PutLogEvents, or any JSON endpoint), for tests and runnable examples that must work with no
+network. ``python -m workflow_traces.testing.receiver --service datadog`` runs one on its own
+and prints its URL; ``GET /_stats`` then answers ``{"records": n, "requests": m}``.
 
 It records every request (method, path, headers, body gunzipped when ``Content-Encoding:
 gzip``), checks the payload's documented shape and answers like the service: Datadog 202, Loki
-204, OTLP 200, generic 200; a malformed payload gets 400, a missing or wrong key 403. Knobs make
+204, OTLP 200, generic 200, CloudWatch 200 (with ``ResourceAlreadyExistsException`` and
+``ResourceNotFoundException`` as CloudWatch sends them; signatures are not checked); a malformed
+payload gets 400, a missing or wrong key 403. Knobs make
 it fail: answer a sequence of statuses, fail every n-th request, take ``delay`` seconds per
 request, or go ``down()`` (connection refused) and come back ``up()`` on the same port.
 
@@ -40,6 +44,7 @@ SERVICES: dict[str, tuple[str, int]] = {
     "grafana": ("/loki/api/v1/push", 204),
     "otlp": ("/v1/logs", 200),
     "generic": ("/logs", 200),
+    "cloudwatch": ("/", 200),
 }
 _ALIASES = {"loki": "grafana"}
 
@@ -106,18 +111,15 @@ def _decode_loki(body: bytes) -> list[dict[str, Any]]:
 
 
 def _otlp_plain(value: dict[str, Any]) -> Any:
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "intValue" in value:
-        return int(value["intValue"])
-    if "doubleValue" in value:
-        return value["doubleValue"]
-    if "boolValue" in value:
-        return value["boolValue"]
-    if "arrayValue" in value:
-        return [_otlp_plain(v) for v in value["arrayValue"].get("values", [])]
-    if "kvlistValue" in value:
-        return {kv["key"]: _otlp_plain(kv["value"]) for kv in value["kvlistValue"]["values"]}
+    for kind, item in value.items():
+        if kind in {"stringValue", "doubleValue", "boolValue"}:
+            return item
+        if kind == "intValue":
+            return int(item)
+        if kind == "arrayValue":
+            return [_otlp_plain(v) for v in item.get("values", [])]
+        if kind == "kvlistValue":
+            return {kv["key"]: _otlp_plain(kv["value"]) for kv in item.get("values", [])}
     return None
 
 
@@ -156,6 +158,34 @@ _DECODERS = {
     "otlp": _decode_otlp,
     "generic": _decode_generic,
 }
+
+
+def _aws_error(code: str, message: str) -> tuple[int, list[dict[str, Any]], bytes]:
+    return 400, [], orjson.dumps({"__type": code, "message": message})
+
+
+def _check_log_events(events: Any) -> list[dict[str, Any]]:
+    _check(isinstance(events, list) and 0 < len(events) <= 10_000, "1 to 10,000 events")
+    size = 0
+    last = None
+    for event in events:
+        _check(isinstance(event.get("timestamp"), int), "timestamp must be ms as a number")
+        _check(isinstance(event.get("message"), str), "message must be text")
+        _check(last is None or event["timestamp"] >= last, "events must be in time order")
+        last = event["timestamp"]
+        size += len(event["message"].encode()) + 26
+    _check(size <= 1_048_576, "batch above 1,048,576 bytes")
+    _check(events[-1]["timestamp"] - events[0]["timestamp"] <= 24 * 3600 * 1000, "over 24 h")
+    out = []
+    for event in events:
+        try:
+            record = orjson.loads(event["message"])
+        except orjson.JSONDecodeError:
+            record = {"message": event["message"]}
+        if not isinstance(record, dict):
+            record = {"message": event["message"]}
+        out.append({**record, "_timestamp": event["timestamp"]})
+    return out
 
 
 def record_id_of(service: str, record: dict[str, Any]) -> str | None:
@@ -215,6 +245,8 @@ class LocalReceiver:
         self._count = 0
         self._accepted_records = 0
         self._conns: set[socket.socket] = set()
+        self._groups: set[str] = set()
+        self._streams: set[tuple[str, str]] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = port
@@ -314,24 +346,63 @@ class LocalReceiver:
         return True
 
     # -- answering -----------------------------------------------------------------------------
-    def _decide(self, headers: dict[str, str], body: bytes) -> tuple[int, list[dict[str, Any]]]:
+    def _decide(
+        self, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[dict[str, Any]], bytes | None]:
+        """(status, records accepted, answer body or None for the usual one)."""
         with self._lock:
             self._count += 1
             number = self._count
             forced = self._statuses.popleft() if self._statuses else None
         if forced is not None:
-            return forced, []
+            return forced, [], None
         if self.fail_every is not None and number % self.fail_every[0] == 0:
-            return self.fail_every[1], []
+            return self.fail_every[1], [], None
+        if self.service == "cloudwatch":
+            return self._cloudwatch(headers, body)
         if self.api_key is not None and not self._authorized(headers):
-            return 403, []
+            return 403, [], None
         try:
             records = _DECODERS[self.service](body)
         except (_BadPayload, orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
-            return 400, []
+            return 400, [], None
         if self.max_records is not None and len(records) > self.max_records:
-            return 413, []
-        return self.ok_status, records
+            return 413, [], None
+        return self.ok_status, records, None
+
+    def _cloudwatch(
+        self, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[dict[str, Any]], bytes | None]:
+        if not headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return _aws_error("MissingAuthenticationTokenException", "request is not signed")
+        action = headers.get("x-amz-target", "").rpartition(".")[2]
+        try:
+            data = orjson.loads(body)
+            group = data["logGroupName"]
+            stream = data.get("logStreamName")
+            with self._lock:
+                if action == "CreateLogGroup":
+                    if group in self._groups:
+                        return _aws_error("ResourceAlreadyExistsException", "group exists")
+                    self._groups.add(group)
+                    return 200, [], None
+                if group not in self._groups:
+                    return _aws_error("ResourceNotFoundException", "no such log group")
+                if action == "CreateLogStream":
+                    if (group, stream) in self._streams:
+                        return _aws_error("ResourceAlreadyExistsException", "stream exists")
+                    self._streams.add((group, stream))
+                    return 200, [], None
+                if action != "PutLogEvents":
+                    return _aws_error("UnknownOperationException", action)
+                if (group, stream) not in self._streams:
+                    return _aws_error("ResourceNotFoundException", "no such log stream")
+            records = _check_log_events(data.get("logEvents"))
+        except (_BadPayload, orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+            return _aws_error("InvalidParameterException", str(exc))
+        if self.max_records is not None and len(records) > self.max_records:
+            return 413, [], None
+        return 200, records, b'{"nextSequenceToken":"1"}'
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         key = self.api_key or ""
@@ -380,7 +451,7 @@ class LocalReceiver:
                     except (OSError, EOFError, zlib.error):
                         self._answer(400, b'{"error":"bad gzip"}')
                         return
-                status, records = receiver._decide(headers, body)
+                status, records, answer = receiver._decide(headers, body)
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 if receiver._server is None:  # went down meanwhile: no answer
@@ -402,7 +473,15 @@ class LocalReceiver:
                     if status == receiver.ok_status:
                         receiver._accepted_records += len(records)
                         receiver._accepted.notify_all()
-                self._answer(status, b"" if status == 204 else b"{}")
+                self._answer(status, answer or (b"" if status == 204 else b"{}"))
+
+            def do_GET(self) -> None:
+                if self.path != "/_stats":
+                    self._answer(404, b"{}")
+                    return
+                with receiver._lock:
+                    stats = {"records": receiver._accepted_records, "requests": receiver._count}
+                self._answer(200, orjson.dumps(stats))
 
             def _answer(self, status: int, payload: bytes) -> None:
                 try:
@@ -419,3 +498,27 @@ class LocalReceiver:
                     self.close_connection = True
 
         return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a receiver until killed: ``--service NAME --port N``; prints its base URL."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--service", default="generic", choices=sorted(SERVICES))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    receiver = LocalReceiver(args.service, port=args.port, delay=args.delay, keep_bodies=False)
+    print(receiver.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+
+
+if __name__ == "__main__":
+    main()
