@@ -56,11 +56,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from workflow_traces.integrations.dag import load_workflow
+    import importlib
 
+    # integrations/ installs as workflow_traces.integrations (a package-dir mapping mypy does
+    # not follow), so load it by name.
+    dag = importlib.import_module("workflow_traces.integrations.dag")
     try:
         params = parse_params(args.param)
-        workflow = load_workflow(args.file)
+        workflow = dag.load_workflow(args.file)
         result = workflow.run(params, run_id=args.run_id)
     except (TraceError, ValueError) as exc:
         print(f"workflow-traces run: {exc}", file=sys.stderr)

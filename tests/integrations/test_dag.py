@@ -363,3 +363,44 @@ def test_stage_given_by_import_path() -> None:
     wf = Workflow("paths", [Job("a", [Stage("dedent", "textwrap:dedent")])])
     result = wf.run(params={"text": "    indented"})
     assert result.jobs["a"].stages["dedent"].output == "indented"
+
+
+def test_an_interrupt_cancels_the_run_and_what_had_not_started(
+    sinks: dict[str, Any], read_runs: ReadRuns
+) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    wf = Workflow(
+        "interrupted",
+        jobs=[
+            Job("a", [Stage("stop", interrupted)]),
+            Job("b", [Stage("never", noop)], needs=["a"]),
+        ],
+        extras=sinks,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        wf.run(run_id="run-int")
+    db, files = read_runs("run-int")
+    assert db.status == "cancelled"
+    assert shape(db.tree) == shape(files.tree) == [
+        (0, "workflow", "interrupted", "cancelled", 1),
+        (1, "job", "a", "cancelled", 1),
+        (2, "stage", "stop", "cancelled", 1),
+        (1, "job", "b", "cancelled", 1),
+    ]
+
+
+def test_a_dag_run_inside_a_plain_workflow_is_its_child(
+    sinks: dict[str, Any], read_runs: ReadRuns
+) -> None:
+    from workflow_traces.integrations.plain import stage, workflow
+
+    inner = Workflow("inner", [Job("j", [Stage("s", noop)])])
+    with workflow("outer", run_id="outer-1", **sinks), stage("call"):
+        result = inner.run()
+    db, files = read_runs(result.run_id)
+    assert db.parent_run_id == files.parent_run_id == "outer-1"
+    assert db.workflow_name == "inner" and db.status == "succeeded"
+    outer_db, _ = read_runs("outer-1")
+    assert [c.run_id for c in outer_db.child_runs] == [result.run_id]
