@@ -383,12 +383,16 @@ def test_an_interrupt_cancels_the_run_and_what_had_not_started(
         wf.run(run_id="run-int")
     db, files = read_runs("run-int")
     assert db.status == "cancelled"
-    assert shape(db.tree) == shape(files.tree) == [
-        (0, "workflow", "interrupted", "cancelled", 1),
-        (1, "job", "a", "cancelled", 1),
-        (2, "stage", "stop", "cancelled", 1),
-        (1, "job", "b", "cancelled", 1),
-    ]
+    assert (
+        shape(db.tree)
+        == shape(files.tree)
+        == [
+            (0, "workflow", "interrupted", "cancelled", 1),
+            (1, "job", "a", "cancelled", 1),
+            (2, "stage", "stop", "cancelled", 1),
+            (1, "job", "b", "cancelled", 1),
+        ]
+    )
 
 
 def test_a_dag_run_inside_a_plain_workflow_is_its_child(

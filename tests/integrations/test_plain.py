@@ -386,3 +386,24 @@ def test_bad_sink_settings_fail_before_any_event(tmp_path: Path) -> None:
     assert current_scope().run_id is None
     with pytest.raises(ValueError, match="name"):
         workflow("")
+
+
+def test_sinks_come_from_trace_settings_when_extras_choose_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workflow_traces.integrations.dag import Job, Stage, Workflow
+
+    db = tmp_path / "from-env.db"
+    monkeypatch.setenv("TRACE_HANDLERS__0__TYPE", "sqlite")
+    monkeypatch.setenv("TRACE_HANDLERS__0__PATH", str(db))
+    monkeypatch.setenv("TRACE_ENVIRONMENT", "ci")
+    with workflow("env-plain", run_id="env-1") as wf:
+        wf.info("plain")
+    result = Workflow("env-dag", [Job("j", [Stage("s", lambda: get_trace().info("dag"))])]).run()
+    with open_store(db) as store:
+        plain_run = store.get_run("env-1")
+        dag_run = store.get_run(result.run_id)
+    assert [r.message for r in plain_run.logs] == ["plain"]
+    assert [r.message for r in dag_run.logs] == ["dag"]
+    assert all(r.extras == {"environment": "ci"} for r in plain_run.records + dag_run.records)
+    assert not (tmp_path / "logs").exists()
