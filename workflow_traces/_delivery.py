@@ -275,6 +275,7 @@ class Delivery:
                 continue
             last = err
             if policy.splits(err):
+                self.breaker.reset()  # the service answered
                 if len(retry) == 1:
                     ch._fail(err, 1)
                 else:
@@ -283,6 +284,7 @@ class Delivery:
                     parts.appendleft(retry[:mid])
                 continue
             if not policy.retryable(err):
+                self.breaker.reset()  # the service answered: it is up, the records are bad
                 ch._fail(err, len(retry))
                 continue
             delay = None if probe else policy.delay(err, attempt)

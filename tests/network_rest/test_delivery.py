@@ -246,3 +246,27 @@ def test_failures_are_reported_on_our_own_logger(
         handler.flush(10)  # fail_silently=True: nothing raised
     reports = [r for r in caplog.records if r.name == "workflow_traces"]
     assert any("HTTP 400" in r.getMessage() and handler.name in r.getMessage() for r in reports)
+
+
+def test_a_service_back_but_refusing_the_held_batch_closes_the_breaker(
+    receivers: Any, sinks: Any
+) -> None:
+    receiver = receivers("generic")
+    receiver.down()
+    handler, logger = sinks(api_url=receiver.url, max_retries=0, **FAST)
+    for i in range(5):
+        logger.info("m%d", i)
+    deadline = time.monotonic() + 10
+    while not handler.health().circuit_open and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert handler.health().circuit_open
+    receiver.fail_next(400)
+    receiver.up()
+    deadline = time.monotonic() + 10
+    while handler.health().failed < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    health = handler.health()
+    assert health.failed == 5 and not health.circuit_open
+    logger.info("m5")
+    handler.flush(10)
+    assert messages(receiver) == ["m5"]
