@@ -94,6 +94,17 @@ class RetryPolicy:
         return self.max_delay
 
 
+class _Waiter:
+    """A caller blocked on a full buffer, holding its record until the worker places it."""
+
+    __slots__ = ("placed", "ready", "rec")
+
+    def __init__(self, rec: Record) -> None:
+        self.rec = rec
+        self.placed = False
+        self.ready = threading.Event()
+
+
 class _Marker:
     """Put in the buffer by flush(); set once everything before it has been handled."""
 
@@ -157,8 +168,8 @@ class Channel:
         self._wake = threading.Event()
         self._abandon = threading.Event()
         self._kick = threading.Event()  # flush or close requested: a waiting worker looks up
-        self._space = threading.Condition(threading.Lock())
-        self._blocked = 0
+        self._space = threading.Lock()  # guards _blocked
+        self._blocked: deque[_Waiter] = deque()
         self._lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name=f"workflow-traces:{self.name}", daemon=True
@@ -206,21 +217,21 @@ class Channel:
                 self._dropped += 1
             raise TraceClosedError(f"sink {self.name} is closed: the record was not written")
         if block and threading.current_thread() is not self._thread:
-            deadline = time.monotonic() + self._block_timeout
+            # Wait in line: the worker moves blocked callers' records into the room it frees,
+            # first come first served, so callers still running cannot take their turn (they
+            # did, and under load a caller waited out block_timeout while others went on).
+            waiter = _Waiter(rec)
             with self._space:
-                self._blocked += 1
-                try:
-                    self._wake.set()
-                    while len(self._dq) >= self._capacity:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        self._space.wait(min(remaining, 0.05))
-                finally:
-                    self._blocked -= 1
-            if len(self._dq) < self._capacity:
-                self._dq.append(rec)
-                return
+                if len(self._dq) < self._capacity and not self._blocked:
+                    self._dq.append(rec)
+                    return
+                self._blocked.append(waiter)
+            self._wake.set()
+            waiter.ready.wait(self._block_timeout)
+            with self._space:
+                if waiter.placed:
+                    return
+                self._blocked.remove(waiter)
         with self._lock:
             self._dropped += 1
         report(
@@ -339,8 +350,7 @@ class Channel:
                     batch.append(item)
                     size += item.size
                 if self._blocked:
-                    with self._space:
-                        self._space.notify_all()
+                    self._place_blocked()
                 if batch:
                     self._export(batch)
                 for marker in markers:
@@ -360,6 +370,17 @@ class Channel:
             self.exporter.close()
         except Exception as exc:
             self._fail(exc, 0)
+
+    def _place_blocked(self) -> None:
+        """Move blocked callers' records into the room just freed, in the order they came."""
+        dq, capacity = self._dq, self._capacity
+        with self._space:
+            waiting = self._blocked
+            while waiting and len(dq) < capacity:
+                waiter = waiting.popleft()
+                dq.append(waiter.rec)
+                waiter.placed = True
+                waiter.ready.set()
 
     def _export(self, batch: list[Record]) -> None:
         if self._delivery is not None:
