@@ -117,10 +117,11 @@ class _Scope:
         else:
             assert outer is not None
             sc = _SCOPE.get()
+            ids = (outer.run_id, outer.parent_run_id)
             if self.kind == "job":
-                scope = Scope(sc.workflow_name, self.name, None, sc.run_id, sc.parent_run_id)
+                scope = Scope(sc.workflow_name, self.name, None, *ids)
             else:
-                scope = Scope(sc.workflow_name, sc.job_name, self.name, sc.run_id, sc.parent_run_id)
+                scope = Scope(sc.workflow_name, sc.job_name, self.name, *ids)
             trace = outer.child(scope)
         self._tokens = (_SCOPE.set(trace.scope), _ACTIVE.set(trace))
         self.trace = trace
