@@ -270,3 +270,16 @@ def test_a_service_back_but_refusing_the_held_batch_closes_the_breaker(
     logger.info("m5")
     handler.flush(10)
     assert messages(receiver) == ["m5"]
+
+
+def test_fail_silently_true_never_raises_to_the_caller(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("generic", statuses=[400])
+    handler, logger = sinks(api_url=receiver.url, max_retries=0, **FAST)
+    logger.info("m0")
+    handler.flush(10)  # a 400: reported, not raised
+    receiver.down()
+    logger.info("m1")
+    handler.flush(10)  # an outage: reported, not raised
+    handler.close(timeout=0.5)  # records lost at the deadline: reported, not raised
+    health = handler.health()
+    assert health.failed + health.dropped == 2 and health.written == 0

@@ -152,7 +152,19 @@ def test_loki_payload(receivers: Any, sinks: Any) -> None:
     assert failed["metadata"]["exc_type"] == "ValueError"
 
 
-def test_loki_bearer_and_size_bound() -> None:
+def test_loki_bearer_token(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("grafana", api_key="glc-token")
+    handler, logger = sinks(
+        api_url=receiver.url, service_type="grafana", api_key="glc-token", **FAST
+    )
+    logger.info("hello")
+    handler.flush(10)
+    (req,) = receiver.accepted()
+    assert req.headers["authorization"] == "Bearer glc-token"
+    assert "x-scope-orgid" not in req.headers
+
+
+def test_loki_size_bound() -> None:
     recs = [_record("a" * 1000) for _ in range(3000)]
     requests = encode_loki(recs, {"service": "s"}, max_bytes=500_000)
     assert sum(len(r.records) for r in requests) == 3000
