@@ -103,7 +103,10 @@ class BufferedHandler(logging.Handler):
 
     def flush(self, timeout: float | None = None) -> None:
         """Return once everything logged before the call is written. With fail_silently=False,
-        raise SinkError if the sink failed since the last flush."""
+        raise SinkError if the sink failed since the last flush. After close() it does nothing
+        (``logging.shutdown`` flushes every handler at exit, closed or not)."""
+        if self.channel.closed:
+            return
         self.channel.flush(timeout)
         self.raise_failures()
 
@@ -113,7 +116,9 @@ class BufferedHandler(logging.Handler):
             raise SinkError({self.channel.name: err})
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Write what is queued, then stop. Idempotent."""
+        """Write what is queued, then stop. Idempotent: only the first call can raise."""
+        if self.channel.closed:
+            return
         self.channel.close(timeout)
         super().close()
         self.raise_failures()
