@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-import uuid
 from time import time_ns
 from types import TracebackType
 from typing import Any, TypeVar
@@ -203,6 +201,8 @@ class Trace:
             for lvl, ch in self.handler._targets:
                 if levelno >= lvl and not ch.offer_nowait(rec):
                     # The buffer is full and the policy is to block: wait off the loop.
+                    import asyncio  # here, not at the top: it costs ~30 ms of import time
+
                     await asyncio.to_thread(ch.offer, rec)
         except TraceClosedError:
             if not self.handler.fail_silently:
@@ -262,9 +262,13 @@ class Trace:
         self.handler.close(timeout)
 
     async def aflush(self, timeout: float | None = None) -> None:
+        import asyncio
+
         await asyncio.to_thread(self.flush, timeout)
 
     async def aclose(self, timeout: float | None = 30.0) -> None:
+        import asyncio
+
         await asyncio.to_thread(self.close, timeout)
 
     def __enter__(self) -> Trace:
@@ -356,6 +360,8 @@ def get_trace(
         return active
     sc = _SCOPE.get()
     if run_id is None:
+        import uuid
+
         run_id = sc.run_id or uuid.uuid4().hex
         if parent_run_id is None:
             parent_run_id = sc.parent_run_id
