@@ -88,11 +88,35 @@ def _subprocess(n: int) -> tuple[float, float]:
     return rate, caller
 
 
+def _file_handler_baseline(n: int) -> float:
+    """stdlib logging.FileHandler records/s in this run: the scale for a noisy machine."""
+    import logging
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        logger = logging.getLogger("bench_es.baseline")
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
+        handler = logging.FileHandler(os.path.join(tmp, "baseline.log"))
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+        start = time.perf_counter()
+        for i in range(n):
+            logger.info("processing item %d", i)
+        elapsed = time.perf_counter() - start
+        logger.removeHandler(handler)
+        handler.close()
+    return n / elapsed
+
+
 def run(n: int) -> list[tuple[str, float]]:
-    """Records/s through ElasticsearchHandler into LocalElasticsearch, and the caller's cost."""
+    """Records/s through ElasticsearchHandler into LocalElasticsearch, and the caller's cost;
+    with stdlib FileHandler records/s measured in the same run for scale."""
+    baseline = _file_handler_baseline(min(n, 50_000))
     rate_in, caller_in = _in_process(n)
     rate_sub, caller_sub = _subprocess(n)
     return [
+        ("stdlib FileHandler records/s (same run, for scale)", baseline),
         (f"elasticsearch records/s (server in process, buffer_size={BUFFER})", rate_in),
         ("elasticsearch caller us/record (server in process)", caller_in),
         (f"elasticsearch records/s (server in a subprocess, buffer_size={BUFFER})", rate_sub),

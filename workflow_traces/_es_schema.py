@@ -123,75 +123,169 @@ def _labels(extras: dict[str, Any]) -> dict[str, Any] | None:
     return labels or None
 
 
+# Parts of a document that repeat from record to record (the call site, the process and thread,
+# the host, the run's extras) are built once and shared: the documents are serialized, never
+# changed. Each cache is cleared when it grows past _CACHE_MAX entries.
+_CACHE_MAX = 4096
+_origins: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+_processes: dict[tuple[int, int], dict[str, Any]] = {}
+_hosts: dict[str, dict[str, str]] = {}
+_services: dict[str, dict[str, str]] = {}
+_last_labels: tuple[Any, dict[str, Any] | None] = (None, None)
+_ECS = {"version": ECS_VERSION}
+
+
+def _origin(filename: str | None, lineno: int | None, func: str | None) -> dict[str, Any] | None:
+    key = (filename, lineno, func)
+    origin = _origins.get(key)
+    if origin is None:
+        origin = {}
+        if filename is not None or lineno is not None:
+            file: dict[str, Any] = {}
+            if filename is not None:
+                file["name"] = filename
+            if lineno is not None:
+                file["line"] = lineno
+            origin["file"] = file
+        if func is not None:
+            origin["function"] = func
+        if len(_origins) >= _CACHE_MAX:
+            _origins.clear()
+        _origins[key] = origin
+    return origin or None
+
+
+def _process(pid: int, thread: int) -> dict[str, Any]:
+    key = (pid, thread)
+    proc = _processes.get(key)
+    if proc is None:
+        if len(_processes) >= _CACHE_MAX:
+            _processes.clear()
+        proc = _processes[key] = {"pid": pid, "thread": {"id": thread}}
+    return proc
+
+
+def _named(cache: dict[str, dict[str, str]], name: str) -> dict[str, str]:
+    value = cache.get(name)
+    if value is None:
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        value = cache[name] = {"name": name}
+    return value
+
+
+def _labels_of(extras: dict[str, Any]) -> dict[str, Any] | None:
+    global _last_labels
+    last, labels = _last_labels
+    if last is extras:
+        return labels
+    labels = _labels(extras)
+    _last_labels = (extras, labels)
+    return labels
+
+
 def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any]:
-    """The Elasticsearch document for ``rec``."""
-    log: dict[str, Any] = {"level": rec.level}
-    if rec.logger is not None:
-        log["logger"] = rec.logger
-    origin: dict[str, Any] = {}
-    if rec.filename is not None or rec.lineno is not None:
-        file: dict[str, Any] = {}
-        if rec.filename is not None:
-            file["name"] = rec.filename
-        if rec.lineno is not None:
-            file["line"] = rec.lineno
-        origin["file"] = file
-    if rec.func_name is not None:
-        origin["function"] = rec.func_name
-    if origin:
+    """The Elasticsearch document for ``rec``. Its nested objects may be shared with other
+    documents: serialize it, do not change it."""
+    (
+        time_ns,
+        level,
+        levelno,
+        message,
+        run_id,
+        parent_run_id,
+        workflow_name,
+        job_name,
+        stage_name,
+        filename,
+        lineno,
+        func_name,
+        process,
+        thread,
+        host,
+        record_id,
+        is_err,
+        extras,
+        exc_type,
+        exc_message,
+        exc_traceback,
+        kind,
+        scope,
+        event,
+        status,
+        duration,
+        logger,
+        _size,
+    ) = rec
+    log: dict[str, Any] = {"level": level}
+    if logger is not None:
+        log["logger"] = logger
+    origin = _origin(filename, lineno, func_name)
+    if origin is not None:
         log["origin"] = origin
     doc: dict[str, Any] = {
-        "@timestamp": timestamp_ns(rec.time_ns),
-        "time_ns": rec.time_ns,
-        "message": rec.message,
+        "@timestamp": timestamp_ns(time_ns),
+        "time_ns": time_ns,
+        "message": message,
         "log": log,
-        "levelno": rec.levelno,
-        "host": {"name": rec.host},
-        "process": {"pid": rec.process, "thread": {"id": rec.thread}},
-        "ecs": {"version": ECS_VERSION},
-        "record_id": rec.record_id,
-        "run_id": rec.run_id,
-        "kind": rec.kind,
-        "is_err": rec.is_err,
+        "levelno": levelno,
+        "host": _named(_hosts, host),
+        "process": _process(process, thread),
+        "ecs": _ECS,
+        "record_id": record_id,
+        "run_id": run_id,
+        "kind": kind,
+        "is_err": is_err,
     }
-    service = service_name or rec.workflow_name
+    service = service_name or workflow_name
     if service is not None:
-        doc["service"] = {"name": service}
-    for key in ("parent_run_id", "workflow_name", "job_name", "stage_name"):
-        value = getattr(rec, key)
-        if value is not None:
-            doc[key] = value
-    for key in ("scope", "event", "status", "duration"):
-        value = getattr(rec, key)
-        if value is not None:
-            doc[key] = value
-    if rec.exc_type is not None or rec.exc_message is not None or rec.exc_traceback is not None:
+        doc["service"] = _named(_services, service)
+    if parent_run_id is not None:
+        doc["parent_run_id"] = parent_run_id
+    if workflow_name is not None:
+        doc["workflow_name"] = workflow_name
+    if job_name is not None:
+        doc["job_name"] = job_name
+    if stage_name is not None:
+        doc["stage_name"] = stage_name
+    if scope is not None:
+        doc["scope"] = scope
+    if event is not None:
+        doc["event"] = event
+    if status is not None:
+        doc["status"] = status
+    if duration is not None:
+        doc["duration"] = duration
+    if exc_type is not None or exc_message is not None or exc_traceback is not None:
         error: dict[str, Any] = {}
-        if rec.exc_type is not None:
-            error["type"] = rec.exc_type
-        if rec.exc_message is not None:
-            error["message"] = rec.exc_message
-        if rec.exc_traceback is not None:
-            error["stack_trace"] = rec.exc_traceback
+        if exc_type is not None:
+            error["type"] = exc_type
+        if exc_message is not None:
+            error["message"] = exc_message
+        if exc_traceback is not None:
+            error["stack_trace"] = exc_traceback
         doc["error"] = error
-    if rec.extras is not None:
-        doc["extras"] = rec.extras
-        labels = _labels(rec.extras) if isinstance(rec.extras, dict) else None
+    if extras is not None:
+        doc["extras"] = extras
+        labels = _labels_of(extras) if isinstance(extras, dict) else None
         if labels:
             doc["labels"] = labels
     return doc
 
 
+_ACTIONS = {"index": b'{"index":{"_id":', "create": b'{"create":{"_id":'}
+
+
 def encode_action(rec: Record, op: str, service_name: str | None = None) -> bytes:
     """The two bulk lines (action with ``_id`` = record_id, then the document) for ``rec``."""
-    return (
-        b'{"'
-        + op.encode()
-        + b'":{"_id":'
-        + dumps(rec.record_id)
-        + b"}}\n"
-        + dumps(record_to_doc(rec, service_name))
-        + b"\n"
+    return b"".join(
+        (
+            _ACTIONS[op],
+            dumps(rec.record_id),
+            b"}}\n",
+            dumps(record_to_doc(rec, service_name)),
+            b"\n",
+        )
     )
 
 

@@ -357,40 +357,79 @@ def filter_path(body: Any, spec: str | None) -> Any:
     """The response filtered by ``filter_path`` (comma-separated dotted patterns, ``*``)."""
     if not spec:
         return body
-    patterns = [tuple(p.split(".")) for p in spec.split(",") if p]
-    result = _filter(body, patterns)
+    result = _filter(body, _compile_paths(spec))
     return {} if result is None else result
 
 
-def _segment_matches(key: str, segment: str) -> bool:
-    if segment == "*":
+#: A compiled filter: segment -> True (keep all below) or a deeper filter.
+_Tree = dict[str, Any]
+_compiled: dict[str, _Tree] = {}
+
+
+def _compile_paths(spec: str) -> _Tree:
+    tree = _compiled.get(spec)
+    if tree is None:
+        tree = {}
+        for pattern in spec.split(","):
+            if pattern:
+                _add_path(tree, pattern.split("."))
+        if len(_compiled) < 256:
+            _compiled[spec] = tree
+    return tree
+
+
+def _add_path(tree: _Tree, segments: list[str]) -> None:
+    head, rest = segments[0], segments[1:]
+    if not rest:
+        tree[head] = True
+        return
+    node = tree.get(head)
+    if node is True:
+        return
+    if node is None:
+        node = tree[head] = {}
+    _add_path(node, rest)
+
+
+def _merge(trees: list[Any]) -> Any:
+    if any(t is True for t in trees):
         return True
-    if "*" in segment or "?" in segment:
-        return fnmatch.fnmatchcase(key, segment)
-    return key == segment
+    merged: _Tree = {}
+    for tree in trees:
+        for key, sub in tree.items():
+            merged[key] = sub if key not in merged else _merge([merged[key], sub])
+    return merged
 
 
-def _filter(value: Any, patterns: list[tuple[str, ...]]) -> Any:
+def _filter(value: Any, tree: _Tree) -> Any:
     if isinstance(value, list):
         kept = []
         for item in value:
-            filtered = _filter(item, patterns)
+            filtered = _filter(item, tree)
             if filtered is not None:
                 kept.append(filtered)
         return kept or None
     if not isinstance(value, dict):
         return None
+    wild = [(seg, sub) for seg, sub in tree.items() if "*" in seg or "?" in seg]
     out: dict[str, Any] = {}
-    for key, sub in value.items():
-        rest = [p[1:] for p in patterns if _segment_matches(key, p[0])]
-        if not rest:
+    if not wild:
+        for key, sub in tree.items():
+            if key in value:
+                found = value[key] if sub is True else _filter(value[key], sub)
+                if found is not None:
+                    out[key] = found
+        return out or None
+    for key, item in value.items():
+        subs = [sub for seg, sub in wild if seg == "*" or fnmatch.fnmatchcase(key, seg)]
+        if key in tree:
+            subs.append(tree[key])
+        if not subs:
             continue
-        if any(not r for r in rest):
-            out[key] = sub
-            continue
-        filtered = _filter(sub, rest)
-        if filtered is not None:
-            out[key] = filtered
+        sub = subs[0] if len(subs) == 1 else _merge(subs)
+        found = item if sub is True else _filter(item, sub)
+        if found is not None:
+            out[key] = found
     return out or None
 
 

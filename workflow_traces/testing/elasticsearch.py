@@ -62,7 +62,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from ._es_search import Doc, SearchError, filter_path, search_docs
+from ._es_search import Doc, SearchError, _compile_paths, filter_path, search_docs
 
 __all__ = ["LocalElasticsearch", "LocalRequest"]
 
@@ -141,11 +141,14 @@ class _Index:
     data_stream: bool = False
     template: str | None = None
     backing: str = ""
-    docs: dict[str, list[Any]] = field(default_factory=dict)  # id -> [version, seq, source]
-    visible: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # Sources are kept as the JSON bytes received (as Elasticsearch keeps _source): bytes and
+    # tuples of them are not tracked by the garbage collector, so a big index costs no GC time.
+    docs: dict[str, tuple[int, int, bytes]] = field(default_factory=dict)  # id: version, seq, src
+    visible: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     last_refresh: float = field(default_factory=time.monotonic)
     uuid: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
+    checker: _Object | None = None  # the mapping compiled for the fast check
 
     def __post_init__(self) -> None:
         if not self.backing:
@@ -258,6 +261,71 @@ def _dynamic_template(templates: list[Any], path: str) -> dict[str, Any] | None:
     return None
 
 
+class _Object:
+    """A mapped object compiled for :func:`_fits_fast`: each field's rule, and whether fields
+    not in the mapping are allowed without a look (``dynamic: false``)."""
+
+    __slots__ = ("fields", "lenient")
+
+    def __init__(self, fields: dict[str, Any], lenient: bool) -> None:
+        self.fields = fields
+        self.lenient = lenient
+
+
+_SKIP = object()
+
+
+def _compile_checker(mappings: dict[str, Any], dynamic: Any = True) -> _Object:
+    """Field rules: a tuple of value types that fit, an _Object, or _SKIP (not indexed)."""
+    dynamic = mappings.get("dynamic", dynamic)
+    fields: dict[str, Any] = {}
+    for key, spec in (mappings.get("properties") or {}).items():
+        if spec.get("enabled") is False:
+            fields[key] = _SKIP
+            continue
+        kind = spec.get("type")
+        if kind is None or kind == "object":
+            fields[key] = _compile_checker(spec, dynamic)
+        elif kind in _FAST_TYPES:
+            fields[key] = _FAST_TYPES[kind]
+        # any other type: left out, so its values take the full check
+    return _Object(fields, dynamic in (False, "false"))
+
+
+def _fits_fast(doc: dict[str, Any], checker: _Object) -> bool:
+    """True when every value of ``doc`` plainly fits the compiled mapping. False means "look
+    closer" (not necessarily a misfit). Objects one level down are checked inline (a function
+    call per object would cost more than the check)."""
+    fields = checker.fields
+    for key, value in doc.items():
+        rule = fields.get(key)
+        if rule is None:
+            if checker.lenient or value is None:
+                continue
+            return False
+        if rule.__class__ is tuple:
+            if type(value) not in rule:
+                return False
+        elif rule.__class__ is _Object:
+            if type(value) is not dict:
+                return False
+            inner = rule.fields
+            for key2, value2 in value.items():
+                rule2 = inner.get(key2)
+                if rule2 is None:
+                    if rule.lenient or value2 is None:
+                        continue
+                    return False
+                if rule2.__class__ is tuple:
+                    if type(value2) not in rule2:
+                        return False
+                elif rule2.__class__ is _Object and (
+                    type(value2) is not dict or not _fits_fast(value2, rule2)
+                ):
+                    return False
+    return True
+
+
 def _check_doc(
     doc: dict[str, Any],
     props: dict[str, Any],
@@ -323,6 +391,27 @@ def _check_doc(
                 f"[1:2] failed to parse field [{path}] of type [{kind}] in document with id "
                 f"'{doc_id}'. Preview of field's value: '{preview}'",
             )
+
+
+def _item_keys(spec: str | None) -> tuple[str, ...] | None:
+    """For a ``filter_path`` like ``errors,items.*.status,items.*.error``: the keys kept in each
+    bulk item. None when the filter has another shape (then it is applied the general way)."""
+    if not spec:
+        return None
+    tree = _compile_paths(spec)
+    if not set(tree) <= {"errors", "took", "items"} or any(
+        tree[k] is not True for k in tree if k != "items"
+    ):
+        return None
+    items = tree.get("items")
+    if items is None:
+        return ()
+    if not isinstance(items, dict) or set(items) != {"*"} or not isinstance(items["*"], dict):
+        return None
+    leaves = items["*"]
+    if any(v is not True for v in leaves.values()):
+        return None
+    return tuple(leaves)
 
 
 class LocalElasticsearch:
@@ -480,7 +569,7 @@ class LocalElasticsearch:
         """Every document of ``index`` (or data stream), by _id, refreshed or not."""
         with self._lock:
             idx = self._indices.get(index)
-            return {} if idx is None else {k: v[2] for k, v in idx.docs.items()}
+            return {} if idx is None else {k: orjson.loads(v[2]) for k, v in idx.docs.items()}
 
     def versions(self, index: str) -> dict[str, int]:
         """Each document's version: 1 when written once, more when written again."""
@@ -903,7 +992,7 @@ class LocalElasticsearch:
                 "_seq_no": seq,
                 "_primary_term": 1,
                 "found": True,
-                "_source": source,
+                "_source": orjson.loads(source),
             }
 
     def _refresh(self, expr: str, query: dict[str, str]) -> tuple[int, Any]:
@@ -1046,28 +1135,27 @@ class LocalElasticsearch:
     ) -> tuple[int, Any]:
         started = time.perf_counter()
         lines = body.split(b"\n")
-        ops: list[tuple[str, str, str | None, Any, int]] = []
+        ops: list[tuple[str, str, str | None, Any, bytes]] = []
         loads = orjson.loads
         i, n = 0, len(lines)
         while i < n:
             line = lines[i]
             i += 1
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             try:
-                action = loads(line)
+                ((op, meta),) = loads(line).items()
             except orjson.JSONDecodeError:
                 raise _HTTPError(
                     400, "x_content_parse_exception", f"[1:1] Malformed action/metadata line [{i}]"
                 ) from None
-            if not isinstance(action, dict) or len(action) != 1:
+            except (AttributeError, ValueError):
                 raise _HTTPError(
                     400,
                     "illegal_argument_exception",
                     f"Malformed action/metadata line [{i}], expected START_OBJECT or END_OBJECT",
-                )
-            op, meta = next(iter(action.items()))
-            if op not in ("index", "create", "update", "delete") or not isinstance(meta, dict):
+                ) from None
+            if op not in _BULK_OPS or type(meta) is not dict:
                 raise _HTTPError(
                     400,
                     "illegal_argument_exception",
@@ -1082,36 +1170,79 @@ class LocalElasticsearch:
                     "Validation Failed: 1: index is missing;",
                 )
             source: Any = None
+            raw = b""
             if op != "delete":
-                if i >= n or not lines[i].strip():
+                raw = lines[i] if i < n else b""
+                if not raw or raw.isspace():
                     raise _HTTPError(
                         400,
                         "illegal_argument_exception",
                         f"The bulk request must be terminated by a newline [\\n] (line {i})",
                     )
-                raw = lines[i]
                 i += 1
                 try:
                     source = loads(raw)
                 except orjson.JSONDecodeError:
                     source = _BAD_JSON
             doc_id = meta.get("_id")
-            ops.append((op, index, None if doc_id is None else str(doc_id), source, i))
+            ops.append((op, index, doc_id if doc_id is None else str(doc_id), source, raw))
         items = []
         errors = False
+        keys = _item_keys(query.get("filter_path"))
         with self._lock:
             self.bulk_requests += 1
             self.bulk_operations += len(ops)
             touched: set[str] = set()
-            for op, index, doc_id, source, _line in ops:
-                item = self._apply(op, index, doc_id, source)
+            indices = self._indices
+            for op, index, doc_id, source, raw in ops:
+                item: dict[str, Any] | None = None
+                if (
+                    op in ("index", "create")
+                    and doc_id is not None
+                    and type(source) is dict
+                    and not self._item_faults
+                ):
+                    # The common case, inline: a new or replaced document in an existing index
+                    # that plainly fits its mapping. Anything else takes _apply's full path.
+                    idx = indices.get(index)
+                    if idx is not None and (op == "create" or not idx.data_stream):
+                        existing = idx.docs.get(doc_id)
+                        checker = idx.checker
+                        if checker is None:
+                            checker = idx.checker = _compile_checker(idx.mappings)
+                        if (
+                            (existing is None or op == "index")
+                            and (not idx.data_stream or "@timestamp" in source)
+                            and _fits_fast(source, checker)
+                        ):
+                            self._seq += 1
+                            version = 1 if existing is None else existing[0] + 1
+                            idx.docs[doc_id] = (version, self._seq, raw)
+                            idx.dirty.add(doc_id)
+                            item = {
+                                "_index": idx.backing,
+                                "_id": doc_id,
+                                "_version": version,
+                                "result": "created" if existing is None else "updated",
+                                "_shards": _SHARDS,
+                                "_seq_no": self._seq,
+                                "_primary_term": 1,
+                                "status": 201 if existing is None else 200,
+                            }
+                if item is None:
+                    item = self._apply(op, index, doc_id, source, raw)
                 status = item["status"]
                 if status >= 300:
                     errors = True
                     self.rejected.append((status, item.get("_id", "")))
                 else:
                     touched.add(index)
-                items.append({op: item})
+                if keys is None:
+                    items.append({op: item})
+                else:  # filter_path applied here, item by item (the common, fast case)
+                    kept = {k: item[k] for k in keys if k in item}
+                    if kept:
+                        items.append({op: kept})
             if query.get("refresh") in ("", "true", "wait_for"):
                 for name in touched:
                     idx = self._indices.get(name)
@@ -1123,10 +1254,16 @@ class LocalElasticsearch:
         if lose:
             raise _Drop
         took = int((time.perf_counter() - started) * 1000)
-        return 200, {"errors": errors, "took": took, "items": items}
+        result = {"errors": errors, "took": took, "items": items}
+        if keys is not None:
+            wanted = _compile_paths(query.pop("filter_path"))
+            result = {k: v for k, v in result.items() if k in wanted and (k != "items" or v)}
+        return 200, result
 
-    def _apply(self, op: str, index: str, doc_id: str | None, source: Any) -> dict[str, Any]:
-        fault = self._item_fault()
+    def _apply(
+        self, op: str, index: str, doc_id: str | None, source: Any, raw: bytes
+    ) -> dict[str, Any]:
+        fault = self._item_fault() if self._item_faults else None
         if fault is not None:
             status, reason = fault
             return {
@@ -1136,9 +1273,9 @@ class LocalElasticsearch:
                 "error": {"type": _FAULT_TYPES.get(status, "exception"), "reason": reason},
             }
         try:
-            _check_index_name(index)
             idx = self._indices.get(index)
             if idx is None:
+                _check_index_name(index)
                 if op in ("update", "delete"):
                     raise _HTTPError(404, "index_not_found_exception", f"no such index [{index}]")
                 template = self._matching_template(index)
@@ -1155,7 +1292,7 @@ class LocalElasticsearch:
                     "illegal_argument_exception",
                     "only write ops with an op_type of create are allowed in data streams",
                 )
-            return self._write(idx, op, doc_id, source)
+            return self._write(idx, op, doc_id, source, raw)
         except _HTTPError as err:
             return {
                 "_index": index,
@@ -1164,7 +1301,9 @@ class LocalElasticsearch:
                 "error": {"type": err.kind, "reason": err.reason, "index": index},
             }
 
-    def _write(self, idx: _Index, op: str, doc_id: str | None, source: Any) -> dict[str, Any]:
+    def _write(
+        self, idx: _Index, op: str, doc_id: str | None, source: Any, raw: bytes
+    ) -> dict[str, Any]:
         if doc_id is None:
             if op in ("update", "delete"):
                 raise _HTTPError(
@@ -1190,7 +1329,8 @@ class LocalElasticsearch:
             partial = source.get("doc")
             if not isinstance(partial, dict):
                 raise _HTTPError(400, "action_request_validation_exception", "doc is missing")
-            source = {**existing[2], **partial}
+            source = {**orjson.loads(existing[2]), **partial}
+            raw = orjson.dumps(source)
         if op == "create" and existing is not None:
             raise _HTTPError(
                 409,
@@ -1205,17 +1345,23 @@ class LocalElasticsearch:
                 "[1:1] failed to parse: data stream timestamp field [@timestamp] is missing",
             )
         mappings = idx.mappings
-        _check_doc(
-            source,
-            mappings.setdefault("properties", {}),
-            mappings.get("dynamic", True),
-            mappings.get("dynamic_templates", []),
-            "",
-            doc_id,
-        )
+        checker = idx.checker
+        if checker is None:
+            checker = idx.checker = _compile_checker(mappings)
+        if not _fits_fast(source, checker):
+            # Unknown fields, odd values or a misfit: the full check (dynamic mapping, errors).
+            _check_doc(
+                source,
+                mappings.setdefault("properties", {}),
+                mappings.get("dynamic", True),
+                mappings.get("dynamic_templates", []),
+                "",
+                doc_id,
+            )
+            idx.checker = None  # the mapping may have grown
         self._seq += 1
         version = 1 if existing is None else existing[0] + 1
-        idx.docs[doc_id] = [version, self._seq, source]
+        idx.docs[doc_id] = (version, self._seq, raw)
         idx.dirty.add(doc_id)
         if existing is None:
             return self._item(idx, doc_id, version, "created", 201)
@@ -1229,7 +1375,7 @@ class LocalElasticsearch:
             "_id": doc_id,
             "_version": version,
             "result": result,
-            "_shards": {"total": 2, "successful": 1, "failed": 0},
+            "_shards": _SHARDS,
             "_seq_no": self._seq,
             "_primary_term": 1,
             "status": status,
@@ -1244,8 +1390,9 @@ class LocalElasticsearch:
                 interval = self.refresh_interval
                 if interval is None or now - idx.last_refresh >= interval:
                     idx.refresh()
+                loads = orjson.loads
                 docs.extend(
-                    (idx.backing, doc_id, seq, source)
+                    (idx.backing, doc_id, seq, loads(source))
                     for doc_id, (seq, source) in idx.visible.items()
                 )
         return docs
@@ -1288,6 +1435,8 @@ class LocalElasticsearch:
 
 
 _BAD_JSON = object()
+_BULK_OPS = frozenset({"index", "create", "update", "delete"})
+_SHARDS = {"total": 2, "successful": 1, "failed": 0}
 
 
 class _Server(http.server.ThreadingHTTPServer):
