@@ -202,6 +202,16 @@ class ElasticsearchConfig(_Handler):
     service_name: str | None = None
     #: Create the index (or the data stream's index template) if it does not exist.
     manage_index: bool = True
+    #: A network sink drops (counted and reported) rather than block the caller when full.
+    overflow: Overflow = "drop"
+    #: Keep records that cannot be sent now on disk here, and send them (oldest first) when
+    #: the cluster is back, also after a restart. Unset: they wait in memory only.
+    spool_dir: str | None = None
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    #: Backoff between retries (doubling, jittered) and its cap, also the cap between probes
+    #: of a cluster whose circuit breaker is open.
+    retry_base_delay: float = Field(default=0.5, gt=0)
+    retry_max_delay: float = Field(default=30.0, gt=0)
 
 
 HandlerConfig = Annotated[

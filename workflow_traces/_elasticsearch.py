@@ -21,8 +21,10 @@ export, so ``import workflow_traces`` stays light.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._channel import Overflow, RetryPolicy
 from ._diagnostics import report
@@ -32,7 +34,7 @@ from ._es_schema import MAPPINGS, encode_action
 from ._exporter import ExportResult
 from ._handler import BufferedHandler, check_positive
 from ._record import Record
-from ._retry import NetworkRetryPolicy, PermanentError, RetryableError
+from ._retry import DEFAULT_SPOOL_MAX_BYTES, NetworkRetryPolicy, PermanentError, RetryableError
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -56,6 +58,7 @@ TEMPLATE_PRIORITY = 200
 # Ask only for what is read back: the per-item status and error.
 _FILTER_PATH = "errors,items.*.status,items.*.error"
 _BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def check_index_name(name: Any, field: str = "index_name") -> str:
@@ -308,8 +311,14 @@ class ElasticsearchHandler(BufferedHandler):
     every ``flush_interval`` seconds. ``index_name`` is a plain index (created with our mapping
     on first use) or, with ``data_stream=True``, a data stream. Authenticate with ``username``
     and ``password``, or with ``api_key`` (the encoded key, or ``"id:key"``). HTTPS certificates
-    are verified (``ca_certs`` names the CA file) unless ``verify_certs=False``. Failed sends are
-    retried ``max_retries`` times with jittered backoff; the client's own retries are off.
+    are verified (``ca_certs`` names the CA file) unless ``verify_certs=False``.
+
+    Failed sends are retried ``max_retries`` times with jittered backoff from
+    ``retry_base_delay`` up to ``retry_max_delay`` (the client's own retries are off); then the
+    sink's circuit breaker holds the records and probes the cluster now and then. With
+    ``spool_dir`` the held records go to disk and are sent, oldest first, when the cluster is
+    back, also by the next process. When the buffer is full, records are dropped and counted
+    (``overflow="drop"``): the caller never waits on the cluster.
     """
 
     def __init__(
@@ -334,15 +343,22 @@ class ElasticsearchHandler(BufferedHandler):
         service_name: str | None = None,
         manage_index: bool = True,
         queue_size: int = 100_000,
-        overflow: Overflow = "block",
+        overflow: Overflow = "drop",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
         retry: RetryPolicy | None = None,
-        level: int = logging.NOTSET,
+        level: int | str = logging.NOTSET,
     ) -> None:
         check_positive("buffer_size", buffer_size)
         check_positive("timeout", timeout)
         check_positive("max_retries", max_retries, allow_zero=True)
+        check_positive("spool_max_bytes", spool_max_bytes)
+        check_positive("retry_base_delay", retry_base_delay)
+        check_positive("retry_max_delay", retry_max_delay)
         hosts, url_user, url_password = parse_hosts(es_hosts)
         if url_user is not None and username is None and api_key is None:
             username, password = url_user, url_password
@@ -375,8 +391,15 @@ class ElasticsearchHandler(BufferedHandler):
             overflow=overflow,
             block_timeout=block_timeout,
             fail_silently=fail_silently,
-            retry=retry or NetworkRetryPolicy(max_retries=max_retries),
-            level=level,
+            retry=retry
+            or NetworkRetryPolicy(
+                max_retries,
+                retry_base_delay,
+                retry_max_delay,
+                spool_dir=None if spool_dir is None else os.fspath(spool_dir),
+                spool_max_bytes=spool_max_bytes,
+            ),
+            level=logging.getLevelName(level) if isinstance(level, str) else level,
         )
         self.es_hosts = list(hosts)
         self.index_name = index_name
@@ -390,7 +413,27 @@ class ElasticsearchHandler(BufferedHandler):
         self.flush_interval = flush_interval
         self.timeout = timeout
         self.max_retries = max_retries
+        self.spool_dir = None if spool_dir is None else os.fspath(spool_dir)
         self.exporter = exporter
+        _warn_about_transport(connection, self.name)
+
+
+def _warn_about_transport(connection: Connection, name: str) -> None:
+    """Report (once) settings that weaken security: no certificate checks, or credentials
+    sent in clear text to a host other than this machine."""
+    https = any(h.startswith("https://") for h in connection.hosts)
+    if https and not connection.verify_certs:
+        report(
+            f"tls-off:{name}",
+            f"workflow-traces: sink {name} does not verify HTTPS certificates (verify_certs=False)",
+        )
+    has_secret = connection.password is not None or connection.api_key is not None
+    plain = [h for h in connection.hosts if h.startswith("http://")]
+    if has_secret and any(urlsplit(h).hostname not in _LOOPBACK for h in plain):
+        report(
+            f"plain-http:{name}",
+            f"workflow-traces: sink {name} sends credentials over plain http",
+        )
 
 
 def build_elasticsearch_handler(
@@ -418,5 +461,9 @@ def build_elasticsearch_handler(
         http_compress=cfg.http_compress,
         service_name=cfg.service_name,
         manage_index=cfg.manage_index,
+        spool_dir=cfg.spool_dir,
+        spool_max_bytes=cfg.spool_max_bytes,
+        retry_base_delay=cfg.retry_base_delay,
+        retry_max_delay=cfg.retry_max_delay,
         **common,
     )

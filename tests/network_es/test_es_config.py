@@ -37,10 +37,13 @@ def test_every_key_has_its_default() -> None:
         "service_name": None,
         "manage_index": True,
         "queue_size": 100_000,
-        "overflow": "block",
+        "overflow": "drop",
         "block_timeout": 1.0,
         "level": "DEBUG",
-        **{k: v for k, v in cfg.model_dump().items() if k.startswith("spool")},
+        "spool_dir": None,
+        "spool_max_bytes": 256 * 1024 * 1024,
+        "retry_base_delay": 0.5,
+        "retry_max_delay": 30.0,
     }
 
 

@@ -5,6 +5,7 @@ duplicates, request-level 503 / 400 / 401 / 413, and the server down then up."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from conftest import Reports
@@ -202,3 +203,35 @@ def test_wrong_credentials_are_not_retried() -> None:
         assert "401" in (health.last_error or "")
         # HEAD for the index (refused), then nothing more for this batch: not retried.
         assert len(es.requests) == 1
+
+
+def test_spooled_records_are_sent_by_the_next_process(
+    es: LocalElasticsearch, tmp_path: Path
+) -> None:
+    """Closed during an outage with spool_dir: the records wait on disk, and the next handler
+    (same cluster, same index, same spool_dir) sends them, oldest first, exactly once."""
+    spool = tmp_path / "spool"
+    fast = {"retry": None, "retry_base_delay": 0.01, "retry_max_delay": 0.05, "max_retries": 2}
+    first = _handler(es, spool_dir=spool, buffer_size=20, **fast)
+    memory = Memory()
+    trace = trace_with("run-f", [first, memory])
+    trace.info("before the outage")
+    trace.handler.flush()
+    es.down()
+    for i in range(60):
+        trace.info(f"during {i}")
+    trace.handler.close(timeout=2.0)
+    assert len(es.documents(INDEX)) == 1
+    assert first.health().spooled == 60
+    assert any(spool.rglob("*"))
+    es.up()
+    second = _handler(es, spool_dir=spool, buffer_size=20, **fast)
+    later = Memory()
+    trace2 = trace_with("run-f", [second, later])
+    trace2.info("after the restart")
+    trace2.handler.close()
+    sent = ids_of(memory.records) + ids_of(later.records)
+    docs = es.documents(INDEX)
+    assert ids_of(docs.values()) == sent  # 62 records, each once
+    assert len(docs) == 62
+    assert second.health().spooled == 0

@@ -188,10 +188,11 @@ def test_tls_with_an_unknown_ca_fails_and_is_not_retried(
     assert "TLS" in (health.last_error or "") and "ca_certs" in (health.last_error or "")
 
 
-def test_verification_off_only_when_asked(tls_es: LocalElasticsearch) -> None:
+def test_verification_off_only_when_asked(tls_es: LocalElasticsearch, reports: Reports) -> None:
     handler = ElasticsearchHandler(
         "run-s", es_hosts=tls_es.url, verify_certs=False, flush_interval=0.05
     )
+    assert "does not verify HTTPS certificates" in reports.text
     with warnings.catch_warnings():
         # The client warns that verify_certs=False is insecure: expected, that is the point.
         warnings.simplefilter("ignore")
@@ -232,3 +233,15 @@ def test_client_library_logs_never_feed_back(es: LocalElasticsearch) -> None:
     assert {d["log"]["logger"] for d in docs} == {"app.feedback"}
     assert len(docs) == 25
     assert es.bulk_operations <= 25 + 5 * 2  # no growing stream of our own requests' logs
+
+
+def test_credentials_over_plain_http_are_reported(reports: Reports) -> None:
+    handler = ElasticsearchHandler(
+        "run-s", es_hosts="http://es.example.com:9200", username="u", password=SECRET
+    )
+    handler.close()
+    assert "sends credentials over plain http" in reports.text
+    assert SECRET not in reports.text
+    local = ElasticsearchHandler("run-s", es_hosts="http://127.0.0.1:9", username="u", password="p")
+    local.close()
+    assert reports.text.count("plain http") == 1  # this machine is not reported
