@@ -170,7 +170,11 @@ class ElasticsearchStore(Store):
         return self._client
 
     def _error(self, exc: BaseException) -> TraceError:
-        return TraceError(f"cannot read {self}: {classify(exc, str(self))}")
+        err = classify(exc, f"{self.connection.describe()}/{self.index}")
+        hint = ""
+        if status_of(exc) == 401:
+            hint = f" (credentials: {ENV_USERNAME} and {ENV_PASSWORD}, or {ENV_API_KEY})"
+        return TraceError(f"cannot read runs: {err}{hint}")
 
     def _search(self, **body: Any) -> dict[str, Any] | None:
         """One search; None when the index does not exist (yet)."""
