@@ -35,7 +35,7 @@ from ._record import Record
 if TYPE_CHECKING:
     from ._delivery import Delivery
 
-__all__ = ["EXIT_FLUSH_TIMEOUT", "Channel", "RetryPolicy", "SinkHealth", "flush_all"]
+__all__ = ["EXIT_FLUSH_TIMEOUT", "Channel", "RetryPolicy", "SinkHealth", "exiting", "flush_all"]
 
 #: Seconds that the exit hook waits, in all, for every sink to write what it holds.
 EXIT_FLUSH_TIMEOUT = 10.0
@@ -446,6 +446,24 @@ class Channel:
 _live: weakref.WeakSet[Channel] = weakref.WeakSet()
 _live_lock = threading.Lock()
 _hook_registered = False
+_exiting = False
+
+
+def exiting() -> bool:
+    """True once the interpreter runs its exit hooks. Sink failures are then reported, not
+    raised: an exception in ``logging.shutdown`` stops it before it flushes the other
+    handlers."""
+    return _exiting
+
+
+def _mark_exiting() -> None:
+    global _exiting
+    _exiting = True
+
+
+# Registered at import, so it runs after the flush hook below and before logging.shutdown
+# (atexit runs hooks last-registered first; logging registered its own when imported).
+atexit.register(_mark_exiting)
 
 
 def _register(ch: Channel) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._build import from_log_record, name_defaults, user_extras
-from ._channel import Channel, Overflow, RetryPolicy, SinkHealth
+from ._channel import Channel, Overflow, RetryPolicy, SinkHealth, exiting
 from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
 from ._exporter import Exporter, ExportResult
@@ -112,7 +112,7 @@ class BufferedHandler(logging.Handler):
 
     def raise_failures(self) -> None:
         err = self.channel.take_error()
-        if err is not None and not self.fail_silently:
+        if err is not None and not self.fail_silently and not exiting():
             raise SinkError({self.channel.name: err})
 
     def close(self, timeout: float | None = 30.0) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._build import from_log_record, name_defaults, user_extras
-from ._channel import Channel, SinkHealth, flush_all
+from ._channel import Channel, SinkHealth, exiting, flush_all
 from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
 from ._handler import BufferedHandler, ForeignHandlerExporter
@@ -236,7 +236,7 @@ class MultiHandler(logging.Handler):
             err = ch.take_error()
             if err is not None:
                 failures.setdefault(ch.name, err)
-        if failures and not self.fail_silently:
+        if failures and not self.fail_silently and not exiting():
             raise SinkError(failures)
 
     def close(self, timeout: float | None = 30.0) -> None:
@@ -265,7 +265,7 @@ class MultiHandler(logging.Handler):
             if err is not None:
                 failures.setdefault(ch.name, err)
         super().close()
-        if failures and not self.fail_silently:
+        if failures and not self.fail_silently and not exiting():
             raise SinkError(failures)
 
     @property

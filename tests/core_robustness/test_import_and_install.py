@@ -114,9 +114,11 @@ def test_wheel_install_exposes_the_integrations(tmp_path: Path) -> None:
     assert not any(n.startswith(("tests/", "integrations/")) for n in names)
 
     target = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(target)
+    venv.EnvBuilder(with_pip=False).create(target)  # a fresh, empty venv ...
     python = target / "bin" / "python"
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    # ... that this interpreter's pip installs into (saves bootstrapping pip in it)
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
+    pip.append("--disable-pip-version-check")
     deps = subprocess.run(
         [*pip, "pydantic>=2.6,<3", "pydantic-settings>=2.2,<3", "orjson>=3.9,<4"],
         capture_output=True,

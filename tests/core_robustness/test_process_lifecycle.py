@@ -302,3 +302,30 @@ def test_multiprocessing_children_lose_nothing(tmp_path: Path, method: str) -> N
     expected = 1 + 250 * (4 if method == "fork" else 2)
     for counts in _ids_everywhere(tmp_path, "mp"):
         assert len(counts) == expected and set(counts.values()) == {1}
+
+
+def test_a_failed_sink_does_not_break_logging_shutdown_at_exit(tmp_path: Path) -> None:
+    """With fail_silently=False and a sink failing, the exit still lets logging.shutdown flush
+    every other handler (an exception there stops it), and the failure is reported."""
+    code = """
+import logging, logging.handlers, os
+from workflow_traces import MultiHandler, SQLiteHandler, WorkflowFileHandler
+plain = logging.FileHandler("plain.log")
+memory = logging.handlers.MemoryHandler(capacity=10_000, target=plain)  # flushes on close
+sqlite = SQLiteHandler("exit-fail", db_path="traces.db", fail_silently=False)
+files = WorkflowFileHandler("exit-fail", base_path="files", fail_silently=False)
+multi = MultiHandler("exit-fail", handlers=[files, sqlite], fail_silently=False)
+logging.basicConfig(level=logging.INFO, handlers=[memory, multi, sqlite])
+os.mkdir("traces.db")  # the database path is a folder now: every SQLite write fails
+for i in range(100):
+    logging.getLogger("job").info("line %d", i)
+"""
+    proc = run_script(code, tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    # The MemoryHandler was flushed at exit: it holds every line, and the failure report (our
+    # diagnostics propagate to the root logger's handlers, ours excepted).
+    lines = (tmp_path / "plain.log").read_text().splitlines()
+    assert [line for line in lines if line.startswith("line ")] == [f"line {i}" for i in range(100)]
+    assert any("sink sqlite:traces.db failed to write" in line for line in lines)
+    counts = record_ids(tmp_path / "files", "exit-fail")
+    assert len(counts) == 100
