@@ -220,7 +220,6 @@ def test_close_is_idempotent_everywhere(tmp_path: Path) -> None:
         sqlite_handler.close()
         multi.flush()
         trace.flush()
-    logging.shutdown([])  # nothing registered here; see the next test for the real one
     for location in (tmp_path / "files", tmp_path / "t.db"):
         assert len(record_ids(location, "idem")) == 1
 
