@@ -4,9 +4,12 @@ LocalElasticsearch on 127.0.0.1, through ElasticsearchHandler and the official c
 ``run(n)`` returns ``[(label, value), ...]``. The clock stops when ``flush()`` returns, that is
 once every bulk request has been answered; the document count is checked against ``n``.
 
-Two set-ups: the server in this process (it then shares the GIL with the caller and the sink's
-worker: a pessimistic figure) and the server in a subprocess (closer to a real cluster, which
-never runs in the caller's process). ``BENCH_ES_BUFFER`` sets the handler's buffer_size
+Three set-ups: the server in this process (it then shares the GIL with the caller and the
+sink's worker: a pessimistic figure); the server in a subprocess (closer to a real cluster,
+which never runs in the caller's process); and the same with ``check_documents=False``, where
+the server keeps documents as received instead of parsing each one against the mapping, so the
+figure is the client side's (the sink sends one bulk request at a time and waits for its
+answer, so a slow server slows the sink). ``BENCH_ES_BUFFER`` sets the handler's buffer_size
 (records per bulk request; default 5000).
 """
 
@@ -65,16 +68,18 @@ def _through(url: str, n: int, index: str) -> tuple[float, float]:
     return n / elapsed, caller / n * 1e6
 
 
-def _in_process(n: int) -> tuple[float, float]:
-    with LocalElasticsearch(record_requests=0) as es:
+def _in_process(n: int, check: bool) -> tuple[float, float]:
+    with LocalElasticsearch(record_requests=0, check_documents=check) as es:
         rate, caller = _through(es.url, n, "bench-in-process")
         assert es.count("bench-in-process") == n + 1, es.count("bench-in-process")
     return rate, caller
 
 
-def _subprocess(n: int) -> tuple[float, float]:
+def _subprocess(n: int, check: bool) -> tuple[float, float]:
     code = "from workflow_traces.testing.elasticsearch import main; main()"
     cmd = [sys.executable, "-c", code, "--port", "0"]
+    if not check:
+        cmd.append("--no-check-documents")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -113,14 +118,18 @@ def run(n: int) -> list[tuple[str, float]]:
     """Records/s through ElasticsearchHandler into LocalElasticsearch, and the caller's cost;
     with stdlib FileHandler records/s measured in the same run for scale."""
     baseline = _file_handler_baseline(min(n, 50_000))
-    rate_in, caller_in = _in_process(n)
-    rate_sub, caller_sub = _subprocess(n)
+    rate_in, caller_in = _in_process(n, check=True)
+    rate_sub, caller_sub = _subprocess(n, check=True)
+    rate_lean, caller_lean = _subprocess(n, check=False)
+    b = f"buffer_size={BUFFER}"
     return [
         ("stdlib FileHandler records/s (same run, for scale)", baseline),
-        (f"elasticsearch records/s (server in process, buffer_size={BUFFER})", rate_in),
+        (f"elasticsearch records/s (server in process, {b})", rate_in),
         ("elasticsearch caller us/record (server in process)", caller_in),
-        (f"elasticsearch records/s (server in a subprocess, buffer_size={BUFFER})", rate_sub),
+        (f"elasticsearch records/s (server in a subprocess, {b})", rate_sub),
         ("elasticsearch caller us/record (server in a subprocess)", caller_sub),
+        (f"elasticsearch records/s (subprocess, documents not checked, {b})", rate_lean),
+        ("elasticsearch caller us/record (subprocess, documents not checked)", caller_lean),
     ]
 
 

@@ -19,6 +19,8 @@ import math
 import time
 from typing import Any
 
+import orjson
+
 from ._encode import dumps
 from ._record import Record
 
@@ -274,14 +276,120 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
 
 
 _ACTIONS = {"index": b'{"index":{"_id":', "create": b'{"create":{"_id":'}
+_VARYING = ("@timestamp", "time_ns", "message", "record_id")
+
+# The JSON of everything but the varying fields, per context (call site, run, thread, level,
+# extras object): log lines from one place of one run share it. Each entry keeps its extras
+# object alive, so an id() in a key always means that very object.
+_contexts: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
+_last_extras: tuple[Any] = (None,)
+
+
+def _context(rec: Record, service_name: str | None) -> bytes:
+    doc = record_to_doc(rec, service_name)
+    for key in _VARYING:
+        del doc[key]
+    return dumps(doc)[1:-1]
 
 
 def encode_action(rec: Record, op: str, service_name: str | None = None) -> bytes:
-    """The two bulk lines (action with ``_id`` = record_id, then the document) for ``rec``."""
+    """The two bulk lines (action with ``_id`` = record_id, then the document) for ``rec``.
+
+    Plain log lines take a fast path: the part of the document they share with the previous
+    lines of the same context is serialized once. The result is the JSON of
+    :func:`record_to_doc` (the keys in another order)."""
+    global _last_extras
+    (
+        time_ns,
+        level,
+        levelno,
+        message,
+        run_id,
+        parent_run_id,
+        workflow_name,
+        job_name,
+        stage_name,
+        filename,
+        lineno,
+        func_name,
+        process,
+        thread,
+        host,
+        record_id,
+        is_err,
+        extras,
+        exc_type,
+        exc_message,
+        exc_traceback,
+        kind,
+        scope,
+        event,
+        status,
+        duration,
+        logger,
+        _size,
+    ) = rec
+    if (
+        kind == "log"
+        and exc_type is None
+        and exc_message is None
+        and exc_traceback is None
+        and scope is None
+        and event is None
+        and status is None
+        and duration is None
+        and (extras is None or extras is _last_extras[0])
+    ):
+        key = (
+            service_name,
+            level,
+            levelno,
+            is_err,
+            logger,
+            filename,
+            lineno,
+            func_name,
+            run_id,
+            parent_run_id,
+            workflow_name,
+            job_name,
+            stage_name,
+            host,
+            process,
+            thread,
+            id(extras),
+        )
+        hit = _contexts.get(key)
+        if hit is None or hit[0] is not extras:
+            if len(_contexts) >= _CACHE_MAX:
+                _contexts.clear()
+            hit = _contexts[key] = (extras, _context(rec, service_name))
+        try:
+            id_json = orjson.dumps(record_id)
+            message_json = orjson.dumps(message)
+        except TypeError:  # text that is not valid UTF-8: the careful path below
+            pass
+        else:
+            return b"".join(
+                (
+                    _ACTIONS[op],
+                    id_json,
+                    f'}}}}\n{{"@timestamp":"{timestamp_ns(time_ns)}","time_ns":{time_ns},'
+                    '"message":'.encode(),
+                    message_json,
+                    b',"record_id":',
+                    id_json,
+                    b",",
+                    hit[1],
+                    b"}\n",
+                )
+            )
+    elif extras is not None:
+        _last_extras = (extras,)
     return b"".join(
         (
             _ACTIONS[op],
-            dumps(rec.record_id),
+            dumps(record_id),
             b"}}\n",
             dumps(record_to_doc(rec, service_name)),
             b"\n",

@@ -154,3 +154,48 @@ def test_documents_that_do_not_fit_the_mapping_are_dropped_and_reported(cluster:
     assert (health.written, health.failed) == (1, 4)
     assert health.last_error is not None
     assert "400" in health.last_error and "parsing_exception" in health.last_error
+
+
+def test_the_fast_encoding_gives_the_same_documents() -> None:
+    """Plain log lines reuse the serialized context of earlier lines; every line must still
+    be exactly the JSON of record_to_doc, whatever changes between records."""
+    import time
+
+    import orjson
+
+    from workflow_traces._encode import dumps
+    from workflow_traces._es_schema import encode_action, record_to_doc
+
+    shared = {"team": "data", "n": 1.5}
+    base = Record(
+        time.time_ns(), "INFO", 20, "m", "run", None, "wf", None, None, "/a.py", 1, "f", 1, 2,
+        "host", "id-0", logger="app",
+    )  # fmt: skip
+    records = []
+    for i in range(400):
+        records.append(
+            base._replace(
+                time_ns=base.time_ns + i * 7919,
+                message=f'line "{i}" \u00e9\n',
+                record_id=f"id-{i}",
+                parent_run_id="p" if i % 2 else None,
+                job_name="job" if i % 3 else None,
+                lineno=i % 5,
+                thread=2 + i % 2,
+                extras=shared if i % 4 else None,
+            )
+        )
+    records += [
+        base._replace(message="bad \udcff surrogate", record_id="odd-1"),
+        base._replace(kind="event", scope="job", event="started", status="running"),
+        base._replace(exc_type="E", exc_message="m", exc_traceback="tb", is_err=True),
+        base._replace(extras={"fresh": [1]}),
+        base._replace(extras={"fresh": [2]}),  # another dict, same shape: not confused
+        base._replace(level="ERROR", levelno=40, is_err=True),
+    ]
+    for rec in records:
+        for op in ("index", "create"):
+            action, doc, end = encode_action(rec, op, None).split(b"\n")
+            assert end == b""
+            assert orjson.loads(action) == {op: {"_id": rec.record_id}}
+            assert orjson.loads(doc) == orjson.loads(dumps(record_to_doc(rec)))

@@ -428,8 +428,13 @@ class LocalElasticsearch:
         refresh_interval: float | None = 1.0,
         record_requests: int = 10_000,
         cluster_name: str = "local-elasticsearch",
+        check_documents: bool = True,
     ) -> None:
         self._lock = threading.RLock()
+        #: Parse each indexed document and check it against the mapping, as Elasticsearch
+        #: does. False keeps documents as received (JSON objects, not looked into until a
+        #: search): a lighter server for benchmarks of the client side.
+        self.check_documents = check_documents
         self._indices: dict[str, _Index] = {}
         self._templates: dict[str, _Template] = {}
         self._seq = 0
@@ -1137,6 +1142,7 @@ class LocalElasticsearch:
         lines = body.split(b"\n")
         ops: list[tuple[str, str, str | None, Any, bytes]] = []
         loads = orjson.loads
+        check = self.check_documents
         i, n = 0, len(lines)
         while i < n:
             line = lines[i]
@@ -1180,10 +1186,13 @@ class LocalElasticsearch:
                         f"The bulk request must be terminated by a newline [\\n] (line {i})",
                     )
                 i += 1
-                try:
-                    source = loads(raw)
-                except orjson.JSONDecodeError:
-                    source = _BAD_JSON
+                if check or op == "update":
+                    try:
+                        source = loads(raw)
+                    except orjson.JSONDecodeError:
+                        source = _BAD_JSON
+                else:
+                    source = _UNPARSED
             doc_id = meta.get("_id")
             ops.append((op, index, doc_id if doc_id is None else str(doc_id), source, raw))
         items = []
@@ -1199,7 +1208,7 @@ class LocalElasticsearch:
                 if (
                     op in ("index", "create")
                     and doc_id is not None
-                    and type(source) is dict
+                    and (type(source) is dict or source is _UNPARSED)
                     and not self._item_faults
                 ):
                     # The common case, inline: a new or replaced document in an existing index
@@ -1210,11 +1219,16 @@ class LocalElasticsearch:
                         checker = idx.checker
                         if checker is None:
                             checker = idx.checker = _compile_checker(idx.mappings)
-                        if (
-                            (existing is None or op == "index")
-                            and (not idx.data_stream or "@timestamp" in source)
-                            and _fits_fast(source, checker)
-                        ):
+                        if source is _UNPARSED:
+                            fits = raw[:1] == b"{" and (
+                                not idx.data_stream or b'"@timestamp"' in raw
+                            )
+                        else:
+                            parsed: dict[str, Any] = source
+                            fits = (not idx.data_stream or "@timestamp" in parsed) and _fits_fast(
+                                parsed, checker
+                            )
+                        if (existing is None or op == "index") and fits:
                             self._seq += 1
                             version = 1 if existing is None else existing[0] + 1
                             idx.docs[doc_id] = (version, self._seq, raw)
@@ -1319,6 +1333,11 @@ class LocalElasticsearch:
             del idx.docs[doc_id]
             idx.dirty.add(doc_id)
             return self._item(idx, doc_id, existing[0] + 1, "deleted", 200)
+        if source is _UNPARSED:
+            try:
+                source = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                source = _BAD_JSON
         if source is _BAD_JSON or not isinstance(source, dict):
             raise _HTTPError(
                 400, "document_parsing_exception", "[1:1] failed to parse: not a JSON object"
@@ -1435,6 +1454,7 @@ class LocalElasticsearch:
 
 
 _BAD_JSON = object()
+_UNPARSED: Any = object()  # check_documents=False: the source is kept as received
 _BULK_OPS = frozenset({"index", "create", "update", "delete"})
 _SHARDS = {"total": 2, "successful": 1, "failed": 0}
 
@@ -1544,9 +1564,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A local Elasticsearch stand-in for tests.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--refresh-interval", type=float, default=1.0)
+    parser.add_argument(
+        "--no-check-documents",
+        action="store_true",
+        help="keep documents as received, without parsing them against the mapping",
+    )
     args = parser.parse_args(argv)
     server = LocalElasticsearch(
-        port=args.port, refresh_interval=args.refresh_interval, record_requests=0
+        port=args.port,
+        refresh_interval=args.refresh_interval,
+        record_requests=0,
+        check_documents=not args.no_check_documents,
     ).start()
     sys.stdout.write(server.url + "\n")
     sys.stdout.flush()
