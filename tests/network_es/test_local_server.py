@@ -314,3 +314,29 @@ def test_auth_is_required_when_configured() -> None:
             assert good.info()["cluster_name"] == server.cluster_name
         finally:
             good.close()
+
+
+def test_documents_unchecked_when_asked() -> None:
+    """check_documents=False (benchmarks): documents are kept as received, searched later."""
+    with LocalElasticsearch(check_documents=False, refresh_interval=None) as server:
+        client = Elasticsearch(server.url, max_retries=0)
+        try:
+            client.indices.create(index="u", mappings={"properties": {"n": {"type": "long"}}})
+            body = _bulk_body(
+                ("index", "1", {"n": "not checked"}),
+                ("index", "2", {"n": 2}),
+                ("update", "2", {"doc": {"m": 3}}),
+            )
+            statuses = [
+                next(iter(i.values()))["status"]
+                for i in client.bulk(operations=body, index="u")["items"]
+            ]
+            assert statuses == [201, 201, 200]
+            raw = b'{"index":{"_id":"3"}}\n[1, 2]\n'
+            bad = client.bulk(operations=raw, index="u")["items"][0]["index"]
+            assert bad["status"] == 400
+            hits = client.search(index="u", query={"term": {"n": 2}})["hits"]["hits"]
+            assert [h["_source"] for h in hits] == [{"n": 2, "m": 3}]
+            assert server.documents("u")["1"] == {"n": "not checked"}
+        finally:
+            client.close()

@@ -1198,6 +1198,7 @@ class LocalElasticsearch:
         items = []
         errors = False
         keys = _item_keys(query.get("filter_path"))
+        only_status = keys is not None and "status" in keys and set(keys) <= {"status", "error"}
         with self._lock:
             self.bulk_requests += 1
             self.bulk_operations += len(ops)
@@ -1233,6 +1234,11 @@ class LocalElasticsearch:
                             version = 1 if existing is None else existing[0] + 1
                             idx.docs[doc_id] = (version, self._seq, raw)
                             idx.dirty.add(doc_id)
+                            touched.add(index)
+                            if only_status:
+                                # What filter_path keeps of a success: its status alone.
+                                items.append(_CREATED[op] if existing is None else _UPDATED[op])
+                                continue
                             item = {
                                 "_index": idx.backing,
                                 "_id": doc_id,
@@ -1454,6 +1460,9 @@ class LocalElasticsearch:
 
 
 _BAD_JSON = object()
+# Bulk items as filter_path "items.*.status" leaves a success (shared, never changed).
+_CREATED = {op: {op: {"status": 201}} for op in ("index", "create")}
+_UPDATED = {op: {op: {"status": 200}} for op in ("index", "create")}
 _UNPARSED: Any = object()  # check_documents=False: the source is kept as received
 _BULK_OPS = frozenset({"index", "create", "update", "delete"})
 _SHARDS = {"total": 2, "successful": 1, "failed": 0}
