@@ -19,14 +19,24 @@ from ._errors import ConfigError
 from ._handler import BufferedHandler, check_positive
 from ._record import Record
 
-__all__ = ["COLUMNS", "DEFAULT_SQLITE_PATH", "SCHEMA_VERSION", "SQLiteExporter", "SQLiteHandler"]
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_SQLITE_PATH",
+    "INSERT_COLUMNS",
+    "SCHEMA_VERSION",
+    "SQLiteExporter",
+    "SQLiteHandler",
+]
 
 #: Where the SQLite sink writes when no path is given.
 DEFAULT_SQLITE_PATH = "./logs/workflow_traces.db"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 
-COLUMNS = (
+#: Columns written per row. The record's less-queried fields travel together as one JSON array
+#: in ``detail`` (one bind instead of eleven: binding costs the worker the GIL), and come back
+#: out as the virtual columns below, so they can still be queried by name.
+INSERT_COLUMNS = (
     "record_id",
     "time_ns",
     "level",
@@ -42,6 +52,10 @@ COLUMNS = (
     "event",
     "status",
     "duration",
+    "is_err",
+    "detail",
+)
+DETAIL_FIELDS = (
     "filename",
     "lineno",
     "func_name",
@@ -49,11 +63,19 @@ COLUMNS = (
     "thread",
     "host",
     "logger",
-    "is_err",
     "exc_type",
     "exc_message",
     "exc_traceback",
     "extras",
+)
+#: Every column a reader selects: the record's fields.
+COLUMNS = INSERT_COLUMNS[:-1] + DETAIL_FIELDS
+
+_DETAIL_TYPES = {"lineno": "INTEGER", "process": "INTEGER", "thread": "INTEGER"}
+_VIRTUAL = ",\n".join(
+    f"            {name} {_DETAIL_TYPES.get(name, 'TEXT')} GENERATED ALWAYS AS"
+    f" (json_extract(detail, '$[{i}]')) VIRTUAL"
+    for i, name in enumerate(DETAIL_FIELDS)
 )
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -78,18 +100,11 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             event TEXT,
             status TEXT,
             duration REAL,
-            filename TEXT,
-            lineno INTEGER,
-            func_name TEXT,
-            process INTEGER,
-            thread INTEGER,
-            host TEXT,
-            logger TEXT,
             is_err INTEGER NOT NULL DEFAULT 0,
-            exc_type TEXT,
-            exc_message TEXT,
-            exc_traceback TEXT,
-            extras TEXT
+            detail TEXT NOT NULL DEFAULT '[]',
+"""
+        + _VIRTUAL
+        + """
         )""",
         "CREATE INDEX IF NOT EXISTS ix_traces_run ON traces (run_id, time_ns)",
         # Partial indexes: most rows have no parent and are not events, and cost nothing here.
@@ -101,8 +116,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 _INSERT = (
-    f"INSERT OR IGNORE INTO traces ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names
-    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+    f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
 )
 
 
@@ -143,6 +158,21 @@ def _row(rec: Record) -> tuple[Any, ...]:
     # Missing text is stored as "" and a missing duration as NaN (which SQLite keeps as
     # NULL): the sqlite3 module binds None through its slow adaptation path, which made a
     # mostly-empty row cost four times as much. The store reads "" back as None.
+    detail = dumps(
+        (
+            filename,
+            lineno,
+            func_name,
+            process,
+            thread,
+            host,
+            logger,
+            exc_type,
+            exc_message,
+            exc_traceback,
+            extras,
+        )
+    ).decode("utf-8")
     return (
         record_id,
         time_ns,
@@ -159,18 +189,8 @@ def _row(rec: Record) -> tuple[Any, ...]:
         event or "",
         status or "",
         _NAN if duration is None else duration,
-        filename or "",
-        lineno or 0,
-        func_name or "",
-        process,
-        thread,
-        host,
-        logger or "",
         1 if is_err else 0,
-        exc_type or "",
-        exc_message or "",
-        exc_traceback or "",
-        "" if extras is None else dumps(extras).decode("utf-8"),
+        detail,
     )
 
 
