@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Reports
-from es_helpers import Memory, fast_retry, ids_of, trace_with
+from es_helpers import Memory, fast_retry, ids_of, trace_with, wait_for
 
 from workflow_traces import SinkError
 from workflow_traces._elasticsearch import ElasticsearchHandler
@@ -235,3 +235,30 @@ def test_spooled_records_are_sent_by_the_next_process(
     assert ids_of(docs.values()) == sent  # 62 records, each once
     assert len(docs) == 62
     assert second.health().spooled == 0
+
+
+def test_a_slow_cluster_slows_neither_the_caller_nor_the_file_sink(
+    es: LocalElasticsearch, tmp_path: Path
+) -> None:
+    """Answers held back: logging returns and the file sink writes everything while a bulk
+    request is still waiting for its answer (no clock: the order of events shows it)."""
+    from workflow_traces import WorkflowFileHandler, open_store
+
+    handler = _handler(es, buffer_size=10)
+    files = WorkflowFileHandler("run-slow", base_path=tmp_path, flush_interval=0.05)
+    memory = Memory()
+    trace = trace_with("run-slow", [handler, files, memory])
+    trace.info("warm-up")  # connect and create the index first
+    trace.handler.flush()
+    answered = es.bulk_requests
+    es.delay = 60  # every answer waits until the test lifts the delay
+    for i in range(200):
+        trace.info(f"record {i}")
+    assert wait_for(lambda: es.received > len(es.requests))  # a bulk request is in flight
+    files.flush()
+    with open_store(tmp_path) as store:
+        assert len(store.get_run("run-slow").records) == 201
+    assert es.bulk_requests == answered  # the file sink is done; Elasticsearch still waits
+    es.delay = 0
+    trace.handler.close()
+    assert ids_of(es.documents(INDEX).values()) == ids_of(memory.records)

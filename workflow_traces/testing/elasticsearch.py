@@ -456,8 +456,10 @@ class LocalElasticsearch:
         #: Bulk requests and operations received (including those answered with errors).
         self.bulk_requests = 0
         self.bulk_operations = 0
-        #: Seconds to wait before answering each request.
-        self.delay = 0.0
+        self._delay = 0.0
+        self._delay_cut = threading.Event()
+        #: Requests received, counted before any delay (``requests`` records them after).
+        self.received = 0
         self.ca_certs: str | None = None
         self._auth: set[str] = set()
         if username is not None:
@@ -521,6 +523,19 @@ class LocalElasticsearch:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def delay(self) -> float:
+        """Seconds to wait before answering each request. Setting it to 0 also ends the
+        waits in progress."""
+        return self._delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._delay = max(0.0, float(seconds))
+        if not self._delay:
+            self._delay_cut.set()
+            self._delay_cut = threading.Event()
 
     @property
     def port(self) -> int:
@@ -1531,8 +1546,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         es = self.server.es
         body = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if es.delay:
-            time.sleep(es.delay)
+        es.received += 1
+        cut = es._delay_cut  # read before the delay: lifting it sets this very event
+        delay = es._delay
+        if delay:
+            cut.wait(delay)
         try:
             status, result, extra = es.handle(self.command, self.path, headers, body)
         except _Drop:
