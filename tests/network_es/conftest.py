@@ -19,7 +19,7 @@ from workflow_traces.testing import LocalElasticsearch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from es_helpers import REAL_URL, Cluster
+from es_helpers import REAL_URL, Cluster, Reports
 
 
 @pytest.fixture(autouse=True)
@@ -60,26 +60,6 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield real
     finally:
         real.cleanup()
-
-
-class Reports(logging.Handler):
-    """Collects what a logger says."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    @property
-    def text(self) -> str:
-        out = []
-        for r in self.records:
-            out.append(r.getMessage())
-            if r.exc_info:
-                out.append(logging.Formatter().formatException(r.exc_info))
-        return "\n".join(out)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Reports
-from es_helpers import Memory, fast_retry, ids_of, trace_with, wait_for
+from es_helpers import Memory, Reports, fast_retry, ids_of, trace_with, wait_for
 
 from workflow_traces import SinkError
 from workflow_traces._elasticsearch import ElasticsearchHandler
@@ -262,3 +261,29 @@ def test_a_slow_cluster_slows_neither_the_caller_nor_the_file_sink(
     es.delay = 0
     trace.handler.close()
     assert ids_of(es.documents(INDEX).values()) == ids_of(memory.records)
+
+
+def test_the_client_does_not_retry_on_its_own(es: LocalElasticsearch) -> None:
+    """One export, one request: retries belong to the sink's policy, not to the client."""
+    handler = _handler(es)
+    memory = Memory()
+    trace = trace_with("run-f", [memory])
+    for i in range(5):
+        trace.info(f"record {i}")
+    trace.handler.close()
+    exporter = handler.exporter
+    assert exporter.export(memory.records[:1]) is None  # connect, create the index
+    before = len([r for r in es.requests if r.path.endswith("_bulk")])
+    es.fail_requests(1, 503)
+    result = exporter.export(memory.records)
+    assert result is not None and len(result.retry) == 5
+    assert type(result.error).__name__ == "RetryableError"
+    after = len([r for r in es.requests if r.path.endswith("_bulk")])
+    assert after - before == 1
+    es.down()
+    result = exporter.export(memory.records)
+    assert result is not None and len(result.retry) == 5
+    assert "cannot reach Elasticsearch" in str(result.error)
+    assert type(result.error).__name__ == "RetryableError"
+    es.up()
+    handler.close()
