@@ -19,9 +19,9 @@ from workflow_traces._settings import TraceSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from settings_helpers import Reports
+
 #: A secret value that must never be printed, logged or dumped anywhere.
-SECRET = "s3cr3t-Value-4242"
-SECRET2 = "pa55-Word-7777"
 
 
 @pytest.fixture(autouse=True)
@@ -36,21 +36,6 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         _diagnostics._suppressed.clear()
     yield tmp_path
     TraceSettings.clear_cache()
-
-
-class Reports(logging.Handler):
-    """Collects what the ``workflow_traces`` logger says."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    @property
-    def messages(self) -> list[str]:
-        return [r.getMessage() for r in self.records]
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET, SECRET2
-from settings_helpers import write_env
+from settings_helpers import SECRET, SECRET2, write_env
 
 from workflow_traces import open_store
 from workflow_traces._cli import main

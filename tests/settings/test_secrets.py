@@ -9,8 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, SECRET2, Reports
-from settings_helpers import config_error
+from settings_helpers import SECRET, SECRET2, Reports, config_error
 
 from workflow_traces import ConfigError, TraceSettings, get_trace
 from workflow_traces._effective import resolve
