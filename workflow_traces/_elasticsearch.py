@@ -198,9 +198,11 @@ class ElasticsearchExporter:
         except Exception as exc:
             if status_of(exc) == 413 and len(records) > 1:
                 half = len(records) // 2
-                return self._send(client, records[:half], lines[:half], outcome) and self._send(
-                    client, records[half:], lines[half:], outcome
-                )
+                if not self._send(client, records[:half], lines[:half], outcome):
+                    # The cluster went away meanwhile: the second half waits with the first.
+                    outcome.again(records[half:], outcome.retry_error or RetryableError("413"))
+                    return False
+                return self._send(client, records[half:], lines[half:], outcome)
             err = classify(exc, self._where)
             if isinstance(err, PermanentError):
                 outcome.reject(len(records), err)

@@ -287,3 +287,13 @@ def test_the_client_does_not_retry_on_its_own(es: LocalElasticsearch) -> None:
     assert type(result.error).__name__ == "RetryableError"
     es.up()
     handler.close()
+
+
+def test_a_413_then_an_outage_loses_nothing(es: LocalElasticsearch) -> None:
+    es.fail_requests(1, 413)
+    es.fail_requests(1, 503)  # the first half, after the split
+    handler = _handler(es, buffer_size=1000, flush_interval=5.0)  # one batch, at close
+    memory = _log(handler, 40)
+    assert ids_of(es.documents(INDEX).values()) == ids_of(memory.records)
+    health = handler.health()
+    assert (health.written, health.failed) == (40, 0)
