@@ -190,13 +190,14 @@ class Channel:
         """Queue ``rec`` for writing. Never does I/O; blocks only under the "block" policy when
         the buffer is full, and then at most ``block_timeout`` seconds."""
         dq = self._dq
-        if len(dq) >= self._capacity:
+        queued = len(dq)
+        if queued >= self._capacity:
             self._full(rec, self._overflow == "block")
             return
         dq.append(rec)
-        pending = self._pending_bytes + rec.size
+        pending = self._pending_bytes + rec[-1]  # rec.size
         self._pending_bytes = pending
-        if (len(dq) >= self._wake_records or pending >= self._wake_bytes) and (
+        if (queued >= self._wake_records or pending >= self._wake_bytes) and (
             not self._wake.is_set()
         ):
             self._wake.set()

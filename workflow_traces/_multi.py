@@ -74,6 +74,8 @@ class MultiHandler(logging.Handler):
         self.handlers: list[logging.Handler] = []
         self._channels: dict[int, Channel] = {}
         self._targets: tuple[Target, ...] = ()
+        #: (level, bound offer) per target: what the hot path calls.
+        self._offers: tuple[tuple[int, Any], ...] = ()
         self._closed = False
         self._after_close = 0
         self._after_close_lock = threading.Lock()
@@ -124,13 +126,14 @@ class MultiHandler(logging.Handler):
     def _rebuild(self) -> None:
         if self._closed:
             self._targets = ((0, _Closed(self)),)
-            return
-        # Our handlers tell us when their level changes (see BufferedHandler.setLevel); any
-        # other handler's level is checked on its worker, when the record is written.
-        self._targets = tuple(
-            (h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
-            for h in self.handlers
-        ) + tuple((0, tap) for tap in TAPS)
+        else:
+            # Our handlers tell us when their level changes (see BufferedHandler.setLevel); any
+            # other handler's level is checked on its worker, when the record is written.
+            self._targets = tuple(
+                (h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
+                for h in self.handlers
+            ) + tuple((0, tap) for tap in TAPS)
+        self._offers = tuple((lvl, target.offer) for lvl, target in self._targets)
 
     def add_handler(self, handler: logging.Handler) -> None:
         """Start sending records to ``handler`` too."""
@@ -195,9 +198,9 @@ class MultiHandler(logging.Handler):
                 record, self.run_id, self.parent_run_id, self._names, self._record_extras
             )
             levelno = rec.levelno
-            for lvl, ch in self._targets:
+            for lvl, offer in self._offers:
                 if levelno >= lvl:
-                    ch.offer(rec)
+                    offer(rec)
         except TraceClosedError:
             if not self.fail_silently:
                 raise

@@ -23,6 +23,7 @@ __all__ = ["MultiTrace", "Trace", "get_trace"]
 H = TypeVar("H", bound=logging.Handler)
 _new = tuple.__new__
 _getframe = sys._getframe
+_scope_get = _SCOPE.get
 
 
 class Trace:
@@ -67,7 +68,7 @@ class Trace:
     ) -> Record:
         frame = _getframe(depth)
         code = frame.f_code
-        sc = _SCOPE.get()
+        sc = _scope_get()
         names = self._names
         if type(message) is not str:
             message = _text(message)
@@ -76,14 +77,14 @@ class Trace:
             Record,
             (
                 time_ns(),
-                level_name(levelno) if levelno not in _NAMES else _NAMES[levelno],
+                _NAMES.get(levelno) or level_name(levelno),
                 levelno,
                 message,
                 self.run_id,
                 self.parent_run_id,
-                sc.workflow_name or names[0],
-                sc.job_name or names[1],
-                sc.stage_name or names[2],
+                sc[0] or names[0],  # the scope's workflow, job and stage names
+                sc[1] or names[1],
+                sc[2] or names[2],
                 code.co_filename,
                 frame.f_lineno,
                 code.co_name,
@@ -111,9 +112,9 @@ class Trace:
             return
         rec = self._build(levelno, message, is_err or levelno >= 40, exc, 3)
         try:
-            for lvl, ch in self.handler._targets:
+            for lvl, offer in self.handler._offers:
                 if levelno >= lvl:
-                    ch.offer(rec)
+                    offer(rec)
         except TraceClosedError:
             if not self.handler.fail_silently:
                 raise
