@@ -185,7 +185,7 @@ class Store(abc.ABC):
         self.close()
 
 
-_SELECT = "SELECT {} FROM traces"
+_SELECT = "SELECT {} FROM trace_records"
 _SUMMARY = (
     "SELECT run_id, MAX(parent_run_id), MAX(workflow_name), MIN(time_ns), MAX(time_ns), COUNT(*)"
     " FROM traces {} GROUP BY run_id"
@@ -213,7 +213,7 @@ class SQLiteStore(Store):
     def _has_table(self) -> bool:
         # A database the sink created but has not written to yet holds no table: no runs.
         row = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'traces'"
+            "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'trace_records'"
         ).fetchone()
         return row is not None
 
