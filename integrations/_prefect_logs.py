@@ -7,10 +7,11 @@ run ...", "Finished in state ...") go through those two loggers, carrying Prefec
 record from those extras and the run registry, not from the context: the engine logs some lines
 outside the run's context (a flow's last line, a subflow's first).
 
-Prefect configures logging with ``dictConfig`` on import (and again whenever it is asked to),
-which removes every handler attached to its loggers before. So the handler is attached after
-``import prefect``, and ``attach_logging()`` is called again at the start of every traced run:
-one membership test per logger when nothing changed.
+Prefect configures logging with ``dictConfig`` when its API is first imported (``prefect.main``,
+loaded by ``from prefect import flow``; a bare ``import prefect`` is lazy) and again whenever it
+is asked to, which removes every handler attached to its loggers before. So the handler is
+attached after that import, and ``attach_logging()`` runs again at the start of every traced
+run: one membership test per logger when nothing changed.
 
 A flow's first lines ("Beginning flow run ...") come before any of our code runs when the hooks
 were not installed yet (``@flow`` over ``@traced``, first run): records of flow runs not known

@@ -45,8 +45,11 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar, overload
 
-import prefect
+# ``prefect.flow``/``prefect.task`` load prefect.main, which configures logging (dictConfig,
+# dropping handlers attached before): the handler is attached below, after that.
 from prefect import Flow, Task
+from prefect import flow as prefect_flow
+from prefect import task as prefect_task
 
 from workflow_traces._context import _SCOPE, Scope
 from workflow_traces._diagnostics import report
@@ -257,7 +260,7 @@ def traced_flow(
     extras = _check_extras(extras)
 
     def apply(f: Callable[..., Any]) -> Any:
-        flow_obj = prefect.flow(_traced(f, extras), **flow_kwargs)
+        flow_obj = prefect_flow(_traced(f, extras), **flow_kwargs)
         install_hooks(flow_obj, FLOW_HOOKS)
         return flow_obj
 
@@ -272,12 +275,12 @@ def traced_task(
     extras = _check_extras(extras)
 
     def apply(f: Callable[..., Any]) -> Any:
-        task_obj = prefect.task(_traced(f, extras), **task_kwargs)
+        task_obj = prefect_task(_traced(f, extras), **task_kwargs)
         install_hooks(task_obj, TASK_HOOKS)
         return task_obj
 
     return apply if fn is None else apply(fn)
 
 
-# Prefect configured logging while it was imported above; attach now, after it.
+# Prefect configured logging while it was imported above; attach now, after that.
 attach_logging()

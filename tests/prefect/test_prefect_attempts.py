@@ -90,7 +90,7 @@ def test_task_retries_give_one_stage_set_per_attempt(read_run: Callable[..., Run
     state = retrying(2, return_state=True)
     assert state.result() == "ok"
     run = read_run(flow_run_id(state))
-    (task_run,) = prefect_task_runs(flow_run_id(state))
+    (task_run,) = prefect_task_runs(flow_run_id(state), "flaky")
     assert CALLS["flaky"] == 3
 
     stage = events(run, "stage", "flaky")

@@ -87,7 +87,7 @@ def test_names_and_ids_follow_the_flow_runs(read_run: Callable[..., Run]) -> Non
     assert [c.run_id for c in sub_run.child_runs] == [leaf_id]
 
     # stage is the task's name, not the task run's ("extract-3"); the run's name is in extras.
-    (extract_run,) = [t for t in prefect_task_runs(root_id) if t.name.startswith("extract")]
+    (extract_run,) = prefect_task_runs(root_id, "extract")
     assert extract_run.name == "extract-3"
     extract_events = events(root, "stage", "extract")
     assert [e.event for e in extract_events] == ["started", "succeeded"]
