@@ -119,6 +119,9 @@ class _Builder:
         slot = (key, id(parent))
         node.attempt = self.count.get(slot, 0) + 1
         self.count[slot] = node.attempt
+        declared = (rec.extras or {}).get("attempt")
+        if type(declared) is int:  # the runner numbered its attempts (Prefect: .map runs
+            node.attempt = declared  # same-name stages side by side, each its attempt 1)
         siblings.append(node)
         self.latest[key] = node
 
@@ -245,7 +248,7 @@ def render_tree(node: Node, *, logs: bool = False, width: int = 120) -> str:
     out: list[str] = []
 
     def emit(n: Node, prefix: str, branch: str, siblings: list[Node]) -> None:
-        retried = sum(1 for s in siblings if s.kind == n.kind and s.name == n.name) > 1
+        retried = any(s.attempt > 1 for s in siblings if s.kind == n.kind and s.name == n.name)
         out.append(prefix + branch + _line(n, retried, width))
         inner = prefix + {"": "", "└── ": "    "}.get(branch, "│   ")
         items: list[Node | Record] = [*n.records] if logs else []
