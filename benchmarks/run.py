@@ -9,10 +9,12 @@ import gc
 import importlib
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,6 +23,14 @@ from workflow_traces import MultiHandler, SQLiteHandler, WorkflowFileHandler, ge
 
 N = int(os.environ.get("BENCH_N", "100000"))
 THREADS = 8
+#: Each row is measured this many times and the median kept: the machine is shared and noisy.
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+
+
+def median_of(fn: Callable[[int], tuple[float, float]]) -> tuple[float, float]:
+    """Median caller µs/record and median end-to-end records/s over REPEAT runs."""
+    runs = [fn(i) for i in range(REPEAT)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def rss_kib() -> int:
@@ -28,11 +38,11 @@ def rss_kib() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def baseline(tmp: Path) -> tuple[float, float]:
-    logger = logging.getLogger("bench.baseline")
+def baseline(tmp: Path, rep: int = 0) -> tuple[float, float]:
+    logger = logging.getLogger(f"bench.baseline.{rep}")
     logger.propagate = False
     logger.setLevel(logging.DEBUG)
-    handler = logging.FileHandler(tmp / "baseline.log")
+    handler = logging.FileHandler(tmp / f"baseline-{rep}.log")
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
     logger.addHandler(handler)
     start = time.perf_counter()
@@ -56,8 +66,9 @@ def extras_for(kind: str, tmp: Path, folder: str) -> dict[str, object]:
     return {"trace_type": "multi", "handlers": handlers, "workflow_name": "bench"}
 
 
-def through_trace(kind: str, tmp: Path, threads: int = 1) -> tuple[float, float]:
-    trace = get_trace(f"bench-{kind}-{threads}", extras=extras_for(kind, tmp, f"{kind}{threads}"))
+def through_trace(kind: str, tmp: Path, threads: int = 1, rep: int = 0) -> tuple[float, float]:
+    folder = f"{kind}{threads}-{rep}"
+    trace = get_trace(f"bench-{folder}", extras=extras_for(kind, tmp, folder))
     per_thread = N // threads
 
     def work() -> None:
@@ -84,15 +95,15 @@ def through_trace(kind: str, tmp: Path, threads: int = 1) -> tuple[float, float]
     return caller / (per_thread * threads) * 1e6, per_thread * threads / total
 
 
-def through_logger(tmp: Path) -> tuple[float, float]:
+def through_logger(tmp: Path, rep: int = 0) -> tuple[float, float]:
     handler = MultiHandler(
         "bench-logger",
         handlers=[
-            WorkflowFileHandler("bench-logger", base_path=tmp / "logger" / "files"),
-            SQLiteHandler("bench-logger", db_path=tmp / "logger" / "t.db"),
+            WorkflowFileHandler("bench-logger", base_path=tmp / f"logger-{rep}" / "files"),
+            SQLiteHandler("bench-logger", db_path=tmp / f"logger-{rep}" / "t.db"),
         ],
     )
-    logger = logging.getLogger("bench.multi")
+    logger = logging.getLogger(f"bench.multi.{rep}")
     logger.propagate = False
     logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)
@@ -138,15 +149,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         print(f"workflow-traces benchmark: N={N:,} records per row, {os.cpu_count()} cores\n")
-        base_us, base_rate = baseline(tmp)
+        print(f"each row: the median of {REPEAT} runs\n")
+        base_us, base_rate = median_of(lambda r: baseline(tmp, r))
         rows = [("(a) stdlib logging.FileHandler (baseline)", base_us, base_rate)]
-        rows.append(("(b) file sink, trace.info", *through_trace("file", tmp)))
-        rows.append(("(c) SQLite sink, trace.info", *through_trace("sqlite", tmp)))
-        rows.append(("(d) file + SQLite, trace.info", *through_trace("multi", tmp)))
+        for label, kind, threads in (
+            ("(b) file sink, trace.info", "file", 1),
+            ("(c) SQLite sink, trace.info", "sqlite", 1),
+            ("(d) file + SQLite, trace.info", "multi", 1),
+            (f"(d) file + SQLite, {THREADS} threads", "multi", THREADS),
+        ):
+            rows.append(
+                (label, *median_of(lambda r, k=kind, t=threads: through_trace(k, tmp, t, r)))
+            )
         rows.append(
-            (f"(d) file + SQLite, {THREADS} threads", *through_trace("multi", tmp, THREADS))
+            (
+                "(e) file + SQLite, stdlib Logger + MultiHandler",
+                *median_of(lambda r: through_logger(tmp, r)),
+            )
         )
-        rows.append(("(e) file + SQLite, stdlib Logger + MultiHandler", *through_logger(tmp)))
         print(f"{'':50} {'caller us/rec':>14} {'ratio':>7} {'end-to-end rec/s':>17} {'ratio':>7}")
         for label, us, rate in rows:
             print(
