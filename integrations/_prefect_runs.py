@@ -535,6 +535,8 @@ def _task_end(event: str, with_error: bool = False) -> Hook:
             return
         error = _state_error(state) if with_error else None
         _finish(treg, event, getattr(state, "timestamp", None), error)
+        if treg.run is not None and not treg.run.is_flow:
+            treg.run.final = True  # a task run outside any flow: its run ends with it
 
     return end
 

@@ -31,11 +31,11 @@ Records are written by each sink's worker; call ``flush()`` to wait for them.
 
 Order of decorators: ``@traced`` goes under ``@flow``/``@task``, so the Flow or Task keeps
 ``.submit``, ``.map`` and the rest. Prefect builds the Flow/Task after ``traced`` ran, so the
-hooks are added on the first call: that first run's started event is emitted by the wrapper
-instead of the on_running hook, and that first flow run's "Beginning flow run" line is not
-captured. ``traced_flow(...)``/``traced_task(...)`` build the Flow/Task with the hooks from the
-start. Given a Flow or Task (``@traced`` above ``@flow``), ``traced`` traces it the same way and
-returns it.
+hooks are added on the first call: for that first run of each Flow/Task object, the started
+event is emitted by the wrapper (just after Prefect's Running state, before the function body)
+instead of by the on_running hook; the records are the same. ``traced_flow(...)`` and
+``traced_task(...)`` build the Flow/Task with the hooks in place from the start. Given a Flow or
+Task (``@traced`` above ``@flow``), ``traced`` traces that object in place and returns it.
 """
 
 from __future__ import annotations

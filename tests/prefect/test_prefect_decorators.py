@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +244,29 @@ def test_bad_arguments_fail_clearly() -> None:
         traced(extras=["not", "a", "dict"])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="traced: expected a function, a Flow or a Task"):
         traced(42)
+
+
+def test_generator_task(read_run: Callable[..., Run]) -> None:
+    @task
+    @traced
+    def numbers(n: int) -> Iterator[int]:
+        for i in range(n):
+            get_run_logger().info("yield %d", i)
+            yield i
+
+    @flow(name="gen-flow")
+    @traced
+    def gen_flow() -> int:
+        return sum(numbers(3))
+
+    state = gen_flow(return_state=True)
+    assert state.result() == 3
+    run = read_run(flow_run_id(state))
+    assert shape(run, "stage") == [
+        ("stage", "started", "numbers"),
+        ("stage", "succeeded", "numbers"),
+    ]
+    lines = [r for r in run.logs if r.message.startswith("yield ")]
+    assert [(r.message, r.stage_name) for r in lines] == [
+        (f"yield {i}", "numbers") for i in range(3)
+    ]
