@@ -45,11 +45,21 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, TypeVar, overload
 
-# ``prefect.flow``/``prefect.task`` load prefect.main, which configures logging (dictConfig,
-# dropping handlers attached before): the handler is attached below, after that.
-from prefect import Flow, Task
-from prefect import flow as prefect_flow
-from prefect import task as prefect_task
+try:
+    # ``prefect.flow``/``prefect.task`` load prefect.main, which configures logging
+    # (dictConfig, dropping handlers attached before): the handler is attached below, after.
+    from prefect import Flow, Task, __version__
+    from prefect import flow as prefect_flow
+    from prefect import task as prefect_task
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "workflow_traces.integrations.prefect needs Prefect 3: "
+        f"pip install 'workflow-traces[prefect]' ({exc})"
+    ) from exc
+if not __version__.startswith("3."):  # pragma: no cover - depends on the installation
+    raise ImportError(
+        f"workflow_traces.integrations.prefect needs Prefect 3, found Prefect {__version__}"
+    )
 
 from workflow_traces._context import _SCOPE, Scope
 from workflow_traces._diagnostics import report
