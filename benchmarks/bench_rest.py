@@ -34,6 +34,7 @@ BUFFER = int(os.environ.get("BENCH_REST_BUFFER", "1000"))
 #: CPU seconds the sink's worker spent in export(), per encoder label (filled by run()).
 WORKER_CPU: dict[str, float] = {}
 IN_PROCESS = os.environ.get("BENCH_REST_IN_PROCESS") == "1"
+LEAN = os.environ.get("BENCH_REST_CHECKED") != "1"
 
 #: (label, LocalReceiver service, RestAPIHandler keys)
 ENCODERS: list[tuple[str, str, dict[str, Any]]] = [
@@ -59,11 +60,13 @@ ENCODERS: list[tuple[str, str, dict[str, Any]]] = [
 def _receiver(service: str) -> Iterator[tuple[str, Any]]:
     """(base URL, a function giving the accepted record count)."""
     if IN_PROCESS:
-        with LocalReceiver(service, keep_bodies=False) as receiver:
+        with LocalReceiver(service, keep_bodies=False, lean=LEAN) as receiver:
             yield receiver.base_url, lambda: receiver.accepted_records
         return
     code = "from workflow_traces.testing.receiver import main; main()"
     cmd = [sys.executable, "-c", code, "--service", service, "--port", "0"]
+    if LEAN:
+        cmd.append("--lean")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

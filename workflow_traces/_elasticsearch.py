@@ -30,10 +30,11 @@ from ._channel import Overflow, RetryPolicy
 from ._diagnostics import report
 from ._errors import ConfigError
 from ._es_client import Connection, classify, parse_hosts, secret, status_of
-from ._es_schema import MAPPINGS, encode_action
+from ._es_schema import MAPPINGS, encode_actions
 from ._exporter import ExportResult
 from ._handler import BufferedHandler, check_positive
 from ._record import Record
+from ._rest_payload import utf8_len
 from ._retry import DEFAULT_SPOOL_MAX_BYTES, NetworkRetryPolicy, PermanentError, RetryableError
 
 if TYPE_CHECKING:
@@ -160,18 +161,22 @@ class ElasticsearchExporter:
                 ) from None
         if not self._prepared:
             self._prepare(client)
-        op, service = self.op, self.service_name
-        lines = [encode_action(rec, op, service) for rec in batch]
+        lines = encode_actions(batch, self.op, self.service_name)
         outcome = _Outcome()
+        body = "".join(lines).encode()
+        if len(body) <= self.max_bulk_bytes:  # the common case: one request
+            self._send(client, batch, lines, outcome, body)
+            return outcome.result()
         start = 0
         size = 0
         for i, line in enumerate(lines):
-            if size and size + len(line) > self.max_bulk_bytes:
+            length = utf8_len(line)
+            if size and size + length > self.max_bulk_bytes:
                 if not self._send(client, batch[start:i], lines[start:i], outcome):
                     outcome.again(batch[i:], outcome.retry_error or RetryableError("stopped"))
                     return outcome.result()
                 start, size = i, 0
-            size += len(line)
+            size += length
         self._send(client, batch[start:], lines[start:], outcome)
         return outcome.result()
 
@@ -185,16 +190,22 @@ class ElasticsearchExporter:
 
     # -- one bulk request ----------------------------------------------------------------------
     def _send(
-        self, client: Any, records: Sequence[Record], lines: list[bytes], outcome: _Outcome
+        self,
+        client: Any,
+        records: Sequence[Record],
+        lines: Sequence[str],
+        outcome: _Outcome,
+        body: bytes | None = None,
     ) -> bool:
-        """Send one bulk request; record what happened in ``outcome``. False when the cluster
-        could not be reached (retryable), so later chunks are not tried now."""
+        """Send one bulk request (``body``: the lines joined, when already made); record what
+        happened in ``outcome``. False when the cluster could not be reached (retryable), so
+        later chunks are not tried now."""
         if not records:
             return True
+        if body is None:
+            body = "".join(lines).encode()
         try:
-            response = client.bulk(
-                operations=b"".join(lines), index=self.index, filter_path=_FILTER_PATH
-            )
+            response = client.bulk(operations=body, index=self.index, filter_path=_FILTER_PATH)
         except Exception as exc:
             if status_of(exc) == 413 and len(records) > 1:
                 half = len(records) // 2
@@ -209,10 +220,10 @@ class ElasticsearchExporter:
                 return True
             outcome.again(records, err)
             return False
-        body = response.body
-        if not body.get("errors"):
+        answer = response.body
+        if not answer.get("errors"):
             return True
-        self._read_items(records, body.get("items") or [], outcome)
+        self._read_items(records, answer.get("items") or [], outcome)
         return True
 
     def _read_items(

@@ -18,11 +18,12 @@ names cannot hold, become ``_``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from ._encode import dumps, iso_utc
 from ._record import Record
-from ._rest_payload import Request, truncate_utf8
+from ._rest_payload import Contexts, Request, hole, json_text, template, truncate_utf8, utf8_len
 
 __all__ = [
     "CLOUDWATCH_EVENT_OVERHEAD",
@@ -55,6 +56,7 @@ _OPTIONAL = tuple(
         "exc_traceback",
     )
 )
+_TIME = itemgetter(0)
 _EVENT = tuple((field, _AT(field)) for field in ("kind", "scope", "event", "status", "duration"))
 
 
@@ -107,6 +109,35 @@ def cloudwatch_message(rec: Record, max_bytes: int = CLOUDWATCH_MAX_EVENT_BYTES)
     return truncate_utf8(data.decode(), max_bytes)
 
 
+def _escaped(text: str) -> str:
+    """``text`` as the inside of a JSON string literal."""
+    return dumps(text).decode()[1:-1]
+
+
+def _template(rec: Record) -> tuple[tuple[str, ...], int] | None:
+    """For ``rec``'s context: the message with holes for the timestamp, the message and the
+    record_id, escaped as the inside of the event's message string; and its size unescaped,
+    holes left out."""
+    d = _message_dict(rec._replace(message=hole(1), record_id=hole(2)))
+    d["timestamp"] = hole(0)
+    parts = template(d, 3)
+    if parts is None:
+        return None
+    return tuple(_escaped(part) for part in parts), sum(utf8_len(part) for part in parts)
+
+
+_contexts = Contexts(_template)
+
+
+def _nested(text: str) -> tuple[str, int]:
+    """``text`` as a JSON string literal escaped to sit inside the event's message string, and
+    the literal's size in UTF-8."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'\\"{text}\\"', len(text) + 2
+    literal = json_text(text)
+    return _escaped(literal), utf8_len(literal)
+
+
 def encode_cloudwatch(
     batch: Sequence[Record],
     log_group: str,
@@ -118,19 +149,39 @@ def encode_cloudwatch(
     """PutLogEvents bodies for ``batch``: one or more per log stream, events sorted by time,
     each within the count, size and 24-hour limits. ``Request.key`` is the stream's name."""
     streams: dict[str, list[Record]] = {}
+    names: dict[tuple[str, str, int], str] = {}
     for rec in batch:
-        streams.setdefault(stream_name(log_stream, rec), []).append(rec)
+        where = (rec.run_id, rec.host, rec.process)
+        name = names.get(where)
+        if name is None:
+            name = names[where] = stream_name(log_stream, rec)
+        streams.setdefault(name, []).append(rec)
     limit = CLOUDWATCH_MAX_EVENT_BYTES - CLOUDWATCH_EVENT_OVERHEAD
+    room = limit - 64
+    get = _contexts.get
     requests: list[Request] = []
     for stream, recs in streams.items():
-        events: list[dict[str, Any]] = []
+        events: list[str] = []
         records: list[Record] = []
         size = 0
         first = 0
-        for rec in sorted(recs, key=lambda r: r.time_ns):
-            message = cloudwatch_message(rec, limit)
-            ts = rec.time_ns // 1_000_000
-            cost = len(message) if message.isascii() else len(message.encode())
+        for rec in sorted(recs, key=_TIME):
+            ts = rec[0] // 1_000_000
+            found = get(rec)
+            if found is not None and found[1] + 6 * (len(rec[3]) + len(rec[15])) < room:
+                p, cost = found
+                stamp = iso_utc(rec[0])
+                message, message_size = _nested(rec[3])
+                record_id, record_id_size = _nested(rec[15])
+                cost += len(stamp) + 2 + message_size + record_id_size
+                event = (
+                    f'{{"timestamp":{ts},"message":"{p[0]}\\"{stamp}\\"{p[1]}{message}{p[2]}'
+                    f'{record_id}{p[3]}"}}'
+                )
+            else:
+                message = cloudwatch_message(rec, limit)
+                event = dumps({"timestamp": ts, "message": message}).decode()
+                cost = utf8_len(message)
             cost += CLOUDWATCH_EVENT_OVERHEAD
             if events and (
                 len(events) >= max_events
@@ -141,7 +192,7 @@ def encode_cloudwatch(
                 events, records, size = [], [], 0
             if not events:
                 first = ts
-            events.append({"timestamp": ts, "message": message})
+            events.append(event)
             records.append(rec)
             size += cost
         if events:
@@ -149,8 +200,6 @@ def encode_cloudwatch(
     return requests
 
 
-def _request(
-    group: str, stream: str, events: list[dict[str, Any]], records: list[Record]
-) -> Request:
-    body = {"logGroupName": group, "logStreamName": stream, "logEvents": events}
-    return Request(records, dumps(body), stream)
+def _request(group: str, stream: str, events: list[str], records: list[Record]) -> Request:
+    head = f'{{"logGroupName":{json_text(group)},"logStreamName":{json_text(stream)}'
+    return Request(records, f'{head},"logEvents":[{",".join(events)}]}}'.encode(), stream)

@@ -21,7 +21,16 @@ from typing import Any
 
 from ._encode import dumps
 from ._record import Record
-from ._rest_payload import Request, json_array, pack, truncate_utf8
+from ._rest_payload import (
+    Contexts,
+    Request,
+    hole,
+    json_text,
+    pack_text,
+    template,
+    truncate_utf8,
+    utf8_len,
+)
 
 __all__ = [
     "DATADOG_MAX_ENTRIES",
@@ -135,6 +144,20 @@ def _encoded(entry: dict[str, Any], limit: int) -> bytes:
     return data
 
 
+def _template(rec: Record, service: str, tags: str) -> tuple[tuple[str, ...], int] | None:
+    """The entry of ``rec``'s context with holes for the message, timestamp and record_id, and
+    its size in bytes without them."""
+    entry = datadog_entry(rec._replace(message=hole(0), record_id=hole(2)), service, tags)
+    entry["timestamp"] = hole(1)
+    parts = template(entry, 3)
+    if parts is None:
+        return None
+    return parts, sum(utf8_len(part) for part in parts)
+
+
+_contexts: dict[tuple[str, str], Contexts] = {}
+
+
 def encode_datadog(
     batch: Sequence[Record],
     service: str,
@@ -145,6 +168,24 @@ def encode_datadog(
     max_entry: int = DATADOG_MAX_ENTRY_BYTES,
 ) -> list[Request]:
     """Requests for the Datadog intake, each within Datadog's limits."""
-    entries = ((rec, _encoded(datadog_entry(rec, service, tags), max_entry)) for rec in batch)
-    groups = pack(entries, max_items=max_entries, max_bytes=max_payload)
-    return [Request(recs, json_array(parts)) for recs, parts in groups]
+    contexts = _contexts.get((service, tags))
+    if contexts is None:
+        contexts = _contexts[service, tags] = Contexts(lambda rec: _template(rec, service, tags))
+    get = contexts.get
+    texts: list[str] = []
+    room = max_entry - 64  # the record_id and the timestamp take less
+    for rec in batch:
+        found = get(rec)
+        message = rec[3]
+        if found is not None and found[1] + 6 * len(message) < room:
+            p = found[0]
+            text = (
+                f"{p[0]}{json_text(message)}{p[1]}{rec[0] // 1_000_000}{p[2]}"
+                f"{json_text(rec[15])}{p[3]}"
+            )
+        else:
+            data = _encoded(datadog_entry(rec, service, tags), max_entry)
+            text = data.decode()
+        texts.append(text)
+    groups = pack_text(batch, texts, max_items=max_entries, max_bytes=max_payload)
+    return [Request(list(recs), f"[{','.join(parts)}]".encode()) for recs, parts in groups]

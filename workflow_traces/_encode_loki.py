@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from ._encode import dumps
 from ._record import Record
-from ._rest_payload import Request, truncate_utf8
+from ._rest_payload import Contexts, Request, hole, json_text, template, truncate_utf8, utf8_len
 
 __all__ = ["LOKI_MAX_BYTES", "LOKI_MAX_LINE_BYTES", "encode_loki", "loki_labels", "loki_value"]
 
@@ -80,12 +80,24 @@ def loki_value(rec: Record, max_line: int = LOKI_MAX_LINE_BYTES) -> list[object]
     return [str(rec.time_ns), line, meta]
 
 
-def _body(streams: dict[bytes, list[bytes]]) -> bytes:
+def _template(rec: Record) -> tuple[str, ...] | None:
+    """The value of ``rec``'s context with holes for the time, the line and the record_id; None
+    when the line is more than the message (a traceback follows it)."""
+    if rec.exc_traceback:
+        return None
+    value = loki_value(rec._replace(message=hole(1), record_id=hole(2)))
+    value[0] = hole(0)
+    return template(value, 3)
+
+
+_contexts = Contexts(_template)
+
+
+def _body(streams: dict[str, list[str]]) -> bytes:
     parts = [
-        b'{"stream":' + labels + b',"values":[' + b",".join(values) + b"]}"
-        for labels, values in streams.items()
+        f'{{"stream":{labels},"values":[{",".join(values)}]}}' for labels, values in streams.items()
     ]
-    return b'{"streams":[' + b",".join(parts) + b"]}"
+    return f'{{"streams":[{",".join(parts)}]}}'.encode()
 
 
 def encode_loki(
@@ -98,21 +110,29 @@ def encode_loki(
     """Push requests for ``batch``: records grouped into streams by label set, each stream's
     values in time order, each body at most about ``max_bytes``."""
     requests: list[Request] = []
-    streams: dict[bytes, list[bytes]] = {}
+    streams: dict[str, list[str]] = {}
     records: list[Record] = []
     size = 16
-    label_cache: dict[tuple[str | None, str], bytes] = {}
+    label_cache: dict[tuple[str | None, str], str] = {}
+    get = _contexts.get
+    room = max_line // 6  # at most 6 bytes a character once escaped: no need to cut
     for rec in sorted(batch, key=lambda r: r.time_ns):
         key = (rec.workflow_name, rec.level)
         labels = label_cache.get(key)
         if labels is None:
-            labels = label_cache[key] = dumps(loki_labels(rec, base_labels))
-        value = dumps(loki_value(rec, max_line))
-        extra = len(value) + 1 + (0 if labels in streams else len(labels) + 24)
+            labels = label_cache[key] = dumps(loki_labels(rec, base_labels)).decode()
+        message = rec[3]
+        p = get(rec) if len(message) <= room else None
+        if p is not None:
+            value = f'{p[0]}"{rec[0]}"{p[1]}{json_text(message)}{p[2]}{json_text(rec[15])}{p[3]}'
+        else:
+            value = dumps(loki_value(rec, max_line)).decode()
+        length = utf8_len(value)
+        extra = length + 1 + (0 if labels in streams else utf8_len(labels) + 24)
         if records and size + extra > max_bytes:
             requests.append(Request(records, _body(streams)))
             streams, records, size = {}, [], 16
-            extra = len(value) + len(labels) + 24
+            extra = length + utf8_len(labels) + 24
         streams.setdefault(labels, []).append(value)
         records.append(rec)
         size += extra

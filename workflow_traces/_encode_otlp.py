@@ -21,7 +21,7 @@ from typing import Any
 
 from ._encode import dumps
 from ._record import Record
-from ._rest_payload import Request, pack
+from ._rest_payload import Contexts, Request, hole, json_text, pack_text, template, utf8_len
 
 __all__ = ["OTLP_MAX_BYTES", "encode_otlp", "otlp_log_record", "otlp_value", "severity_number"]
 
@@ -127,6 +127,17 @@ def _resource(host: str, process: int, service: str, labels: Mapping[str, str]) 
     return dumps({"attributes": _attributes(attrs)})
 
 
+def _template(rec: Record) -> tuple[str, ...] | None:
+    """The log record of ``rec``'s context with holes for the time, the observed time, the body
+    and the record_id."""
+    log = otlp_log_record(rec._replace(message=hole(2), record_id=hole(3)), hole(1))
+    log["timeUnixNano"] = hole(0)
+    return template(log, 4)
+
+
+_contexts = Contexts(_template)
+
+
 def encode_otlp(
     batch: Sequence[Record],
     service: str,
@@ -139,15 +150,30 @@ def encode_otlp(
     groups: dict[tuple[str, int], list[Record]] = {}
     for rec in batch:
         groups.setdefault((rec.host, rec.process), []).append(rec)
-    scope = dumps(SCOPE)
+    scope = dumps(SCOPE).decode()
+    get = _contexts.get
     requests = []
     for (host, process), recs in groups.items():
-        resource = _resource(host, process, service, labels)
-        head = b'{"resourceLogs":[{"resource":' + resource + b',"scopeLogs":[{"scope":' + scope
-        head += b',"logRecords":['
-        entries = ((rec, dumps(otlp_log_record(rec, observed))) for rec in recs)
-        for chunk, parts in pack(
-            entries, max_items=1 << 30, max_bytes=max_bytes, overhead=len(head) + 8
+        resource = _resource(host, process, service, labels).decode()
+        head = f'{{"resourceLogs":[{{"resource":{resource},"scopeLogs":[{{"scope":{scope}'
+        head += ',"logRecords":['
+        texts: list[str] = []
+        for rec in recs:
+            p = get(rec)
+            if p is not None:
+                text = (
+                    f'{p[0]}"{rec[0]}"{p[1]}"{observed}"{p[2]}{json_text(rec[3])}{p[3]}'
+                    f"{json_text(rec[15])}{p[4]}"
+                )
+            else:
+                text = dumps(otlp_log_record(rec, observed)).decode()
+            texts.append(text)
+        for chunk, parts in pack_text(
+            recs,
+            texts,
+            max_items=1 << 30,
+            max_bytes=max_bytes,
+            overhead=utf8_len(head) + 8,
         ):
-            requests.append(Request(chunk, head + b",".join(parts) + b"]}]}]}"))
+            requests.append(Request(list(chunk), f"{head}{','.join(parts)}]}}]}}]}}".encode()))
     return requests

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
-
-import orjson
 
 from ._encode import dumps
 from ._record import Record
+from ._rest_payload import json_text
 
 __all__ = [
     "ECS_VERSION",
     "MAPPINGS",
     "encode_action",
+    "encode_actions",
     "record_from_doc",
     "record_to_doc",
     "seq_key",
@@ -275,126 +277,73 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
     return doc
 
 
-_ACTIONS = {"index": b'{"index":{"_id":', "create": b'{"create":{"_id":'}
+_ACTIONS = {"index": '{"index":{"_id":', "create": '{"create":{"_id":'}
 _VARYING = ("@timestamp", "time_ns", "message", "record_id")
+#: exc_type, exc_message, exc_traceback, kind, scope, event, status, duration of a log line.
+_PLAIN = (None, None, None, "log", None, None, None, None)
+#: The other fields of a log line's context (all but time_ns, message, record_id, extras).
+_CONTEXT = itemgetter(1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 26)
 
 # The JSON of everything but the varying fields, per context (call site, run, thread, level,
 # extras object): log lines from one place of one run share it. Each entry keeps its extras
 # object alive, so an id() in a key always means that very object.
-_contexts: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
+_contexts: dict[tuple[Any, ...], tuple[Any, str]] = {}
 _last_extras: tuple[Any] = (None,)
 
 
-def _context(rec: Record, service_name: str | None) -> bytes:
+def _context(rec: Record, service_name: str | None) -> str:
     doc = record_to_doc(rec, service_name)
     for key in _VARYING:
         del doc[key]
-    return dumps(doc)[1:-1]
+    return dumps(doc)[1:-1].decode()
 
 
-def encode_action(rec: Record, op: str, service_name: str | None = None) -> bytes:
-    """The two bulk lines (action with ``_id`` = record_id, then the document) for ``rec``.
+def encode_actions(batch: Sequence[Record], op: str, service_name: str | None = None) -> list[str]:
+    """The bulk lines of each record of ``batch`` (action with ``_id`` = record_id, then the
+    document, each ending in a newline), as text.
 
     Plain log lines take a fast path: the part of the document they share with the previous
     lines of the same context is serialized once. The result is the JSON of
     :func:`record_to_doc` (the keys in another order)."""
     global _last_extras
-    (
-        time_ns,
-        level,
-        levelno,
-        message,
-        run_id,
-        parent_run_id,
-        workflow_name,
-        job_name,
-        stage_name,
-        filename,
-        lineno,
-        func_name,
-        process,
-        thread,
-        host,
-        record_id,
-        is_err,
-        extras,
-        exc_type,
-        exc_message,
-        exc_traceback,
-        kind,
-        scope,
-        event,
-        status,
-        duration,
-        logger,
-        _size,
-    ) = rec
-    if (
-        kind == "log"
-        and exc_type is None
-        and exc_message is None
-        and exc_traceback is None
-        and scope is None
-        and event is None
-        and status is None
-        and duration is None
-        and (extras is None or extras is _last_extras[0])
-    ):
-        key = (
-            service_name,
-            level,
-            levelno,
-            is_err,
-            logger,
-            filename,
-            lineno,
-            func_name,
-            run_id,
-            parent_run_id,
-            workflow_name,
-            job_name,
-            stage_name,
-            host,
-            process,
-            thread,
-            id(extras),
-        )
-        hit = _contexts.get(key)
-        if hit is None or hit[0] is not extras:
-            if len(_contexts) >= _CACHE_MAX:
-                _contexts.clear()
-            hit = _contexts[key] = (extras, _context(rec, service_name))
-        try:
-            id_json = orjson.dumps(record_id)
-            message_json = orjson.dumps(message)
-        except TypeError:  # text that is not valid UTF-8: the careful path below
-            pass
-        else:
-            return b"".join(
-                (
-                    _ACTIONS[op],
-                    id_json,
-                    f'}}}}\n{{"@timestamp":"{timestamp_ns(time_ns)}","time_ns":{time_ns},'
-                    '"message":'.encode(),
-                    message_json,
-                    b',"record_id":',
-                    id_json,
-                    b",",
-                    hit[1],
-                    b"}\n",
-                )
+    action = _ACTIONS[op]
+    contexts = _contexts
+    last_extras = _last_extras[0]
+    second, prefix = _second_text
+    out: list[str] = []
+    append = out.append
+    for rec in batch:
+        extras = rec[17]
+        if rec[18:26] == _PLAIN and (extras is None or extras is last_extras):
+            key = (service_name, id(extras), _CONTEXT(rec))
+            hit = contexts.get(key)
+            if hit is None or hit[0] is not extras:
+                if len(contexts) >= _CACHE_MAX:
+                    contexts.clear()
+                hit = contexts[key] = (extras, _context(rec, service_name))
+            time_ns = rec[0]
+            if time_ns // 1_000_000_000 != second:
+                stamp = timestamp_ns(time_ns)
+                second, prefix = _second_text
+            else:
+                stamp = f"{prefix}.{time_ns % 1_000_000_000:09d}Z"
+            record_id = json_text(rec[15])
+            append(
+                f'{action}{record_id}}}}}\n{{"@timestamp":"{stamp}","time_ns":{time_ns},'
+                f'"message":{json_text(rec[3])},"record_id":{record_id},{hit[1]}}}\n'
             )
-    elif extras is not None:
-        _last_extras = (extras,)
-    return b"".join(
-        (
-            _ACTIONS[op],
-            dumps(record_id),
-            b"}}\n",
-            dumps(record_to_doc(rec, service_name)),
-            b"\n",
-        )
-    )
+            continue
+        if extras is not None:
+            last_extras = extras
+            _last_extras = (extras,)
+        doc = dumps(record_to_doc(rec, service_name)).decode()
+        append(f"{action}{dumps(rec.record_id).decode()}}}}}\n{doc}\n")
+    return out
+
+
+def encode_action(rec: Record, op: str, service_name: str | None = None) -> bytes:
+    """The two bulk lines of ``rec`` (see :func:`encode_actions`)."""
+    return encode_actions((rec,), op, service_name)[0].encode()
 
 
 def _get(doc: dict[str, Any], *path: str) -> Any:

@@ -12,6 +12,11 @@ payload gets 400, a missing or wrong key 403. Knobs make
 it fail: answer a sequence of statuses, fail every n-th request, take ``delay`` seconds per
 request, or go ``down()`` (connection refused) and come back ``up()`` on the same port.
 
+``lean=True`` (for benchmarks; ``--lean`` on the command line) skips the decoding: the receiver
+reads the body, gunzips it, counts the records by their ``record_id`` key, checks the API key
+and answers like the service, but keeps no records (``records()`` and ``record_ids()`` stay
+empty; ``accepted_records`` and ``/_stats`` count).
+
     with LocalReceiver("datadog") as receiver:
         handler = RestAPIHandler("run-1", api_url=receiver.url, api_key="k",
                                  service_type="datadog")
@@ -188,6 +193,26 @@ def _check_log_events(events: Any) -> list[dict[str, Any]]:
     return out
 
 
+#: What marks one record in a body, per service, for lean mode: the ``record_id`` key as each
+#: encoder writes it. JSON escapes a quote inside a string, so a message cannot imitate it.
+_MARKERS = {
+    "datadog": b'"record_id":',
+    "grafana": b'"record_id":',
+    "generic": b'"record_id":',
+    "otlp": b'{"key":"record_id",',
+    "cloudwatch": b'\\"record_id\\":',
+}
+
+
+def _cloudwatch_head(body: bytes) -> Any:
+    """The request's JSON without its events (lean mode: the events are counted, not parsed)."""
+    at = body.find(b',"logEvents":')
+    if body.startswith(b"{") and at > 0:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(body[:at] + b"}")
+    return orjson.loads(body)
+
+
 def record_id_of(service: str, record: dict[str, Any]) -> str | None:
     """The record_id carried by one decoded record of ``service``."""
     if service == "grafana":
@@ -210,6 +235,7 @@ class LocalReceiver:
     ``max_records``: a request holding more records gets 413.
     ``retry_after``: the Retry-After header sent with 429 and 503 answers.
     ``ssl_context``: serve HTTPS with this server-side context.
+    ``lean``: count records instead of decoding them (benchmarks; see the module's notes).
     """
 
     def __init__(
@@ -225,6 +251,7 @@ class LocalReceiver:
         retry_after: float | None = None,
         keep_bodies: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        lean: bool = False,
     ) -> None:
         service = _ALIASES.get(service, service)
         if service not in SERVICES:
@@ -238,6 +265,7 @@ class LocalReceiver:
         self.retry_after = retry_after
         self.keep_bodies = keep_bodies
         self.ssl_context = ssl_context
+        self.lean = lean
         self.requests: list[ReceivedRequest] = []
         self._statuses: deque[int] = deque(statuses)
         self._lock = threading.Lock()
@@ -348,8 +376,9 @@ class LocalReceiver:
     # -- answering -----------------------------------------------------------------------------
     def _decide(
         self, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[dict[str, Any]], bytes | None]:
-        """(status, records accepted, answer body or None for the usual one)."""
+    ) -> tuple[int, list[dict[str, Any]] | int, bytes | None]:
+        """(status, records accepted (a count in lean mode), answer body or None for the usual
+        one)."""
         with self._lock:
             self._count += 1
             number = self._count
@@ -362,6 +391,11 @@ class LocalReceiver:
             return self._cloudwatch(headers, body)
         if self.api_key is not None and not self._authorized(headers):
             return 403, [], None
+        if self.lean:
+            count = body.count(_MARKERS[self.service])
+            if self.max_records is not None and count > self.max_records:
+                return 413, [], None
+            return self.ok_status, count, None
         try:
             records = _DECODERS[self.service](body)
         except (_BadPayload, orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
@@ -372,12 +406,13 @@ class LocalReceiver:
 
     def _cloudwatch(
         self, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[dict[str, Any]], bytes | None]:
+    ) -> tuple[int, list[dict[str, Any]] | int, bytes | None]:
         if not headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
             return _aws_error("MissingAuthenticationTokenException", "request is not signed")
         action = headers.get("x-amz-target", "").rpartition(".")[2]
         try:
-            data = orjson.loads(body)
+            lean = self.lean and action == "PutLogEvents"
+            data = _cloudwatch_head(body) if lean else orjson.loads(body)
             group = data["logGroupName"]
             stream = data.get("logStreamName")
             with self._lock:
@@ -397,6 +432,11 @@ class LocalReceiver:
                     return _aws_error("UnknownOperationException", action)
                 if (group, stream) not in self._streams:
                     return _aws_error("ResourceNotFoundException", "no such log stream")
+            if lean:
+                count = body.count(_MARKERS["cloudwatch"])
+                if self.max_records is not None and count > self.max_records:
+                    return 413, [], None
+                return 200, count, b'{"nextSequenceToken":"1"}'
             records = _check_log_events(data.get("logEvents"))
         except (_BadPayload, orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
             return _aws_error("InvalidParameterException", str(exc))
@@ -462,6 +502,11 @@ class LocalReceiver:
                     self.close_connection = True
                     return
                 keep = receiver.keep_bodies
+                if isinstance(records, int):  # lean mode: counted, not decoded
+                    count, records, ids = records, [], []
+                else:
+                    count = len(records)
+                    ids = [record_id_of(receiver.service, r) for r in records]
                 request = ReceivedRequest(
                     "POST",
                     self.path,
@@ -469,13 +514,13 @@ class LocalReceiver:
                     body if keep else b"",
                     status,
                     records if keep else [],
-                    [record_id_of(receiver.service, r) for r in records],
+                    ids,
                     arrived,
                 )
                 with receiver._accepted:
                     receiver.requests.append(request)
                     if status == receiver.ok_status:
-                        receiver._accepted_records += len(records)
+                        receiver._accepted_records += count
                         receiver._accepted.notify_all()
                 self._answer(status, answer or (b"" if status == 204 else b"{}"))
 
@@ -513,8 +558,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--service", default="generic", choices=sorted(SERVICES))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument(
+        "--lean", action="store_true", help="count records instead of decoding them (benchmarks)"
+    )
     args = parser.parse_args(argv)
-    receiver = LocalReceiver(args.service, port=args.port, delay=args.delay, keep_bodies=False)
+    receiver = LocalReceiver(
+        args.service, port=args.port, delay=args.delay, keep_bodies=False, lean=args.lean
+    )
     print(receiver.base_url, flush=True)
     try:
         while True:
