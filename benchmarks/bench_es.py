@@ -1,52 +1,47 @@
-"""Elasticsearch throughput: records/s end to end, from a Trace call to the document held by a
-LocalElasticsearch on 127.0.0.1, through ElasticsearchHandler and the official client.
+"""Elasticsearch throughput: records/s end to end, from the first ``trace.info`` call until
+``flush()`` returns (every bulk request answered), through ElasticsearchHandler and the
+official client, into a LocalElasticsearch on 127.0.0.1 running in a subprocess.
 
-``run(n)`` returns ``[(label, value), ...]``. The clock stops when ``flush()`` returns, that is
-once every bulk request has been answered; the document count is checked against ``n``.
+``run(n)`` returns ``[(label, records/s)]``, the median of ``BENCH_REPEAT`` (3) runs of ``n``
+records, each with a fresh handler and index. Every run checks that the index holds exactly the
+records sent and that the sink counted none as dropped or failed.
 
-Three set-ups: the server in this process (it then shares the GIL with the caller and the
-sink's worker: a pessimistic figure); the server in a subprocess (closer to a real cluster,
-which never runs in the caller's process); and the same with ``check_documents=False``, where
-the server keeps documents as received instead of parsing each one against the mapping, so the
-figure is the client side's (the sink sends one bulk request at a time and waits for its
-answer, so a slow server slows the sink). ``BENCH_ES_BUFFER`` sets the handler's buffer_size
-(records per bulk request; default 5000).
+The server keeps each document as received (``--no-check-documents``) rather than parsing it
+against the mapping; it still reads each action line and answers per-item statuses, as
+Elasticsearch does. ``BENCH_ES_CHECKED=1`` adds a row with a server that parses and checks
+every document (then the server, one Python thread, is most of what is measured).
+``BENCH_ES_BUFFER`` sets the handler's buffer_size (records per bulk request; default 5000).
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import sys
 import time
-import urllib.request
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _servers import REPEAT, es_server, median
 
 from workflow_traces import MultiHandler, Trace
 from workflow_traces._elasticsearch import ElasticsearchHandler
-from workflow_traces.testing import LocalElasticsearch
 
 BUFFER = int(os.environ.get("BENCH_ES_BUFFER", "5000"))
+CHECKED = os.environ.get("BENCH_ES_CHECKED") == "1"
 
 
-def _count(url: str, index: str) -> int:
-    with urllib.request.urlopen(f"{url}/{index}/_refresh", data=b"") as resp:
-        resp.read()
-    with urllib.request.urlopen(f"{url}/{index}/_count") as resp:
-        import json
-
-        return int(json.loads(resp.read())["count"])
-
-
-def _through(url: str, n: int, index: str) -> tuple[float, float]:
+def _through(url: str, n: int, index: str) -> float:
+    """One run: records/s end to end."""
     handler = ElasticsearchHandler(
         "bench-es",
         es_hosts=url,
         index_name=index,
         buffer_size=BUFFER,
         flush_interval=0.2,
-        queue_size=max(2 * BUFFER, 200_000),
+        queue_size=max(n + 10, 100_000),
         fail_silently=False,
     )
     multi = MultiHandler("bench-es", handlers=[handler], extras={"workflow_name": "bench"})
@@ -58,86 +53,43 @@ def _through(url: str, n: int, index: str) -> tuple[float, float]:
     start = time.perf_counter()
     for i in range(n):
         info(f"processing item {i}")
-    caller = time.perf_counter() - start
     multi.flush()
     elapsed = time.perf_counter() - start
     health = handler.health()
     multi.close()
     if health.failed or health.dropped:
-        raise RuntimeError(f"benchmark lost records: {health}")
-    return n / elapsed, caller / n * 1e6
-
-
-def _in_process(n: int, check: bool) -> tuple[float, float]:
-    with LocalElasticsearch(record_requests=0, check_documents=check) as es:
-        rate, caller = _through(es.url, n, "bench-in-process")
-        assert es.count("bench-in-process") == n + 1, es.count("bench-in-process")
-    return rate, caller
-
-
-def _subprocess(n: int, check: bool) -> tuple[float, float]:
-    code = "from workflow_traces.testing.elasticsearch import main; main()"
-    cmd = [sys.executable, "-c", code, "--port", "0"]
-    if not check:
-        cmd.append("--no-check-documents")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        rate, caller = _through(url, n, "bench-subprocess")
-        count = _count(url, "bench-subprocess")
-        assert count == n + 1, count
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    return rate, caller
-
-
-def _file_handler_baseline(n: int) -> float:
-    """stdlib logging.FileHandler records/s in this run: the scale for a noisy machine."""
-    import logging
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        logger = logging.getLogger("bench_es.baseline")
-        logger.propagate = False
-        logger.setLevel(logging.DEBUG)
-        handler = logging.FileHandler(os.path.join(tmp, "baseline.log"))
-        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
-        logger.addHandler(handler)
-        start = time.perf_counter()
-        for i in range(n):
-            logger.info("processing item %d", i)
-        elapsed = time.perf_counter() - start
-        logger.removeHandler(handler)
-        handler.close()
+        raise RuntimeError(f"the benchmark lost records: {health}")
     return n / elapsed
 
 
+def _median_rate(n: int, check_documents: bool) -> float:
+    rates = []
+    with es_server(check_documents) as (url, count):
+        for rep in range(REPEAT):
+            index = f"bench-{rep}"
+            rates.append(_through(url, n, index))
+            held = count(index)
+            if held != n + 1:
+                raise RuntimeError(f"sent {n + 1} records, the index holds {held}")
+    return median(rates)
+
+
 def run(n: int) -> list[tuple[str, float]]:
-    """Records/s through ElasticsearchHandler into LocalElasticsearch, and the caller's cost;
-    with stdlib FileHandler records/s measured in the same run for scale."""
-    baseline = _file_handler_baseline(min(n, 50_000))
-    rate_in, caller_in = _in_process(n, check=True)
-    rate_sub, caller_sub = _subprocess(n, check=True)
-    rate_lean, caller_lean = _subprocess(n, check=False)
-    b = f"buffer_size={BUFFER}"
-    return [
-        ("stdlib FileHandler records/s (same run, for scale)", baseline),
-        (f"elasticsearch records/s (server in process, {b})", rate_in),
-        ("elasticsearch caller us/record (server in process)", caller_in),
-        (f"elasticsearch records/s (server in a subprocess, {b})", rate_sub),
-        ("elasticsearch caller us/record (server in a subprocess)", caller_sub),
-        (f"elasticsearch records/s (subprocess, documents not checked, {b})", rate_lean),
-        ("elasticsearch caller us/record (subprocess, documents not checked)", caller_lean),
-    ]
+    """Records/s through ElasticsearchHandler into LocalElasticsearch (median of REPEAT)."""
+    rows = [(f"Elasticsearch bulk ({BUFFER} a request)", _median_rate(n, False))]
+    if CHECKED:
+        rows.append(
+            (f"Elasticsearch bulk ({BUFFER}), server checks documents", _median_rate(n, True))
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     args: list[Any] = list(sys.argv[1:] if argv is None else argv)
-    n = int(args[0]) if args else 100_000
+    n = int(args[0]) if args else 50_000
+    print(f"records/s end to end, median of {REPEAT} runs of {n:,}:")
     for label, value in run(n):
-        print(f"{label:70s} {value:12,.1f}")
+        print(f"  {label:50s} {value:12,.0f}")
 
 
 if __name__ == "__main__":
