@@ -42,6 +42,10 @@ EXIT_FLUSH_TIMEOUT = 10.0
 
 Overflow = Literal["block", "drop"]
 
+#: Records at least this big (approximate encoded bytes) count towards a sink's byte budget
+#: (``wake_bytes``), so a run of huge messages wakes the worker before memory runs away.
+_BIG = 64 * 1024
+
 
 @dataclass(frozen=True)
 class SinkHealth:
@@ -190,14 +194,23 @@ class Channel:
         """Queue ``rec`` for writing. Never does I/O; blocks only under the "block" policy when
         the buffer is full, and then at most ``block_timeout`` seconds."""
         dq = self._dq
+        if len(dq) < self._wake_records and rec[-1] < _BIG:  # rec.size: the common case
+            dq.append(rec)
+            return
+        self._offer_slow(rec)
+
+    def _offer_slow(self, rec: Record) -> None:
+        # The buffer is 3/4 full, or the record is big: account for its bytes, wake the worker
+        # when due, and apply the overflow policy when the buffer is full.
+        dq = self._dq
         queued = len(dq)
         if queued >= self._capacity:
             self._full(rec, self._overflow == "block")
             return
         dq.append(rec)
-        pending = self._pending_bytes + rec[-1]  # rec.size
-        self._pending_bytes = pending
-        if (queued >= self._wake_records or pending >= self._wake_bytes) and (
+        if rec[-1] >= _BIG:
+            self._pending_bytes += rec[-1]
+        if (queued >= self._wake_records or self._pending_bytes >= self._wake_bytes) and (
             not self._wake.is_set()
         ):
             self._wake.set()
@@ -272,6 +285,7 @@ class Channel:
                 return
             self._closed = True
             self._capacity = 0  # every later offer() takes the slow path, which refuses it
+            self._wake_records = 0
         self._deadline = None if timeout is None else time.monotonic() + timeout
         marker = self.request_flush(stop=True)
         if not self.wait(marker, timeout):
