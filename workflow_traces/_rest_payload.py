@@ -13,7 +13,7 @@ at a fraction of the cost of building a dict and serializing it per record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -25,9 +25,7 @@ __all__ = [
     "Contexts",
     "Request",
     "hole",
-    "json_array",
     "json_text",
-    "pack",
     "pack_text",
     "template",
     "truncate_utf8",
@@ -55,40 +53,6 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
         return text
     room = max(0, max_bytes - len(TRUNCATED_MARK))
     return data[:room].decode("utf-8", "ignore") + TRUNCATED_MARK
-
-
-def pack(
-    items: Iterable[tuple[Record, bytes]],
-    *,
-    max_items: int,
-    max_bytes: int,
-    overhead: int = 2,
-    separator: int = 1,
-) -> list[tuple[list[Record], list[bytes]]]:
-    """Group encoded entries into requests of at most ``max_items`` entries and ``max_bytes``
-    bytes, counting ``overhead`` bytes per request and ``separator`` bytes between entries.
-    An entry larger than the limit on its own still gets a request of its own."""
-    groups: list[tuple[list[Record], list[bytes]]] = []
-    records: list[Record] = []
-    parts: list[bytes] = []
-    size = overhead
-    for rec, data in items:
-        extra = len(data) + (separator if parts else 0)
-        if parts and (len(parts) >= max_items or size + extra > max_bytes):
-            groups.append((records, parts))
-            records, parts, size = [], [], overhead
-            extra = len(data)
-        records.append(rec)
-        parts.append(data)
-        size += extra
-    if parts:
-        groups.append((records, parts))
-    return groups
-
-
-def json_array(parts: Sequence[bytes]) -> bytes:
-    """A JSON array from already-encoded JSON values."""
-    return b"[" + b",".join(parts) + b"]"
 
 
 def json_text(text: str) -> str:
@@ -172,8 +136,10 @@ def pack_text(
     overhead: int = 2,
     separator: int = 1,
 ) -> list[tuple[Sequence[Record], Sequence[str]]]:
-    """:func:`pack` for entries given as text (sized in UTF-8). Sizes are counted one by one
-    only when the entries may not fit in one request."""
+    """Group entries into requests of at most ``max_items`` entries and ``max_bytes`` bytes in
+    UTF-8, counting ``overhead`` bytes per request and ``separator`` bytes between entries. An
+    entry larger than the limit on its own still gets a request of its own. Sizes are counted
+    one by one only when the entries may not all fit in one request."""
     count = len(texts)
     if not count:
         return []
