@@ -9,9 +9,16 @@ from typing import Any
 
 from . import _record
 from ._context import _SCOPE
-from ._record import Record, get_ident, host_name
+from ._record import Record, RecordValues, get_ident, host_name
 
-__all__ = ["CONFIG_KEYS", "NameDefaults", "exception_fields", "from_log_record", "user_extras"]
+__all__ = [
+    "CONFIG_KEYS",
+    "NameDefaults",
+    "exception_fields",
+    "from_log_record",
+    "log_record_values",
+    "user_extras",
+]
 
 _new = tuple.__new__
 
@@ -94,6 +101,18 @@ def from_log_record(
 ) -> Record:
     """A Record from a stdlib LogRecord. Stamps come from the LogRecord's own ``extra``, then the
     active scope, then the handler's defaults."""
+    return _new(Record, log_record_values(lr, run_id, parent_run_id, names, extras))
+
+
+def log_record_values(
+    lr: logging.LogRecord,
+    run_id: str,
+    parent_run_id: str | None,
+    names: NameDefaults,
+    extras: dict[str, Any] | None,
+) -> RecordValues:
+    """:func:`from_log_record`'s values as a plain tuple, what our handlers queue (see
+    ``Trace._build`` for why)."""
     d = lr.__dict__
     sc = _SCOPE.get()
     rec_extras = extras
@@ -119,36 +138,33 @@ def from_log_record(
     else:
         exc_type = exc_message = exc_tb = None
     levelno = lr.levelno
-    return _new(
-        Record,
-        (
-            int(lr.created * 1e9),
-            lr.levelname,
-            levelno,
-            message,
-            run or sc.run_id or run_id,
-            parent or (sc.parent_run_id if sc.run_id else parent_run_id),
-            wf or sc.workflow_name or names[0],
-            job or sc.job_name or names[1],
-            stage or sc.stage_name or names[2],
-            lr.pathname,
-            lr.lineno,
-            lr.funcName,
-            lr.process or _record._pid,
-            lr.thread or get_ident(),
-            _record._host or host_name(),
-            _record._id_prefix + str(next(_record._ids)),
-            levelno >= 40,
-            rec_extras,
-            exc_type,
-            exc_message,
-            exc_tb,
-            "log",
-            None,
-            None,
-            None,
-            None,
-            lr.name,
-            len(message) + 256,
-        ),
+    return (
+        int(lr.created * 1e9),
+        lr.levelname,
+        levelno,
+        message,
+        run or sc.run_id or run_id,
+        parent or (sc.parent_run_id if sc.run_id else parent_run_id),
+        wf or sc.workflow_name or names[0],
+        job or sc.job_name or names[1],
+        stage or sc.stage_name or names[2],
+        lr.pathname,
+        lr.lineno,
+        lr.funcName,
+        lr.process or _record._pid,
+        lr.thread or get_ident(),
+        _record._host or host_name(),
+        _record._id_prefix + str(next(_record._ids)),
+        levelno >= 40,
+        rec_extras,
+        exc_type,
+        exc_message,
+        exc_tb,
+        "log",
+        None,
+        None,
+        None,
+        None,
+        lr.name,
+        len(message) + 256,
     )

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal
 from ._diagnostics import report
 from ._errors import TraceClosedError
 from ._exporter import Exporter, ExportResult
-from ._record import Record
+from ._record import Record, RecordValues
 
 if TYPE_CHECKING:
     from ._delivery import Delivery
@@ -45,6 +45,7 @@ Overflow = Literal["block", "drop"]
 #: Records at least this big (approximate encoded bytes) count towards a sink's byte budget
 #: (``wake_bytes``), so a run of huge messages wakes the worker before memory runs away.
 _BIG = 64 * 1024
+_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class _Waiter:
 
     __slots__ = ("placed", "ready", "rec")
 
-    def __init__(self, rec: Record) -> None:
+    def __init__(self, rec: RecordValues) -> None:
         self.rec = rec
         self.placed = False
         self.ready = threading.Event()
@@ -167,7 +168,7 @@ class Channel:
 
     # -- set-up, also after fork -------------------------------------------------------------
     def _init_runtime(self) -> None:
-        self._dq: deque[Record | _Marker] = deque()
+        self._dq: deque[RecordValues | _Marker] = deque()
         self._pending_bytes = 0
         self._wake = threading.Event()
         self._abandon = threading.Event()
@@ -190,7 +191,7 @@ class Channel:
         self._init_runtime()
 
     # -- the caller's side ---------------------------------------------------------------------
-    def offer(self, rec: Record) -> None:
+    def offer(self, rec: RecordValues) -> None:
         """Queue ``rec`` for writing. Never does I/O; blocks only under the "block" policy when
         the buffer is full, and then at most ``block_timeout`` seconds."""
         dq = self._dq
@@ -199,7 +200,7 @@ class Channel:
             return
         self._offer_slow(rec)
 
-    def _offer_slow(self, rec: Record) -> None:
+    def _offer_slow(self, rec: RecordValues) -> None:
         # The buffer is 3/4 full, or the record is big: account for its bytes, wake the worker
         # when due, and apply the overflow policy when the buffer is full.
         dq = self._dq
@@ -215,7 +216,7 @@ class Channel:
         ):
             self._wake.set()
 
-    def offer_nowait(self, rec: Record) -> bool:
+    def offer_nowait(self, rec: RecordValues) -> bool:
         """Queue ``rec`` if there is room now; False (nothing queued) when the buffer is full."""
         if len(self._dq) >= self._capacity:
             if self._overflow == "drop":
@@ -225,7 +226,7 @@ class Channel:
         self.offer(rec)
         return True
 
-    def _full(self, rec: Record, block: bool) -> None:
+    def _full(self, rec: RecordValues, block: bool) -> None:
         if self._closed:
             with self._lock:
                 self._dropped += 1
@@ -295,7 +296,7 @@ class Channel:
             self._kick.set()
             marker.done.wait(1.0)
         self._thread.join(1.0)
-        lost = sum(1 for item in self._dq if isinstance(item, Record))
+        lost = sum(1 for item in self._dq if not isinstance(item, _Marker))
         if lost:
             self._dq.clear()
             with self._lock:
@@ -362,8 +363,9 @@ class Channel:
                     if isinstance(item, _Marker):
                         markers.append(item)
                         break
-                    batch.append(item)
-                    size += item.size
+                    # Callers queue plain tuples of a record's values (see Trace._build).
+                    batch.append(item if type(item) is Record else _new(Record, item))
+                    size += item[-1]  # its size
                 if self._blocked:
                     self._place_blocked()
                 if batch:

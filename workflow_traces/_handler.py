@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from ._build import from_log_record, name_defaults, user_extras
+from ._build import log_record_values, name_defaults, user_extras
 from ._channel import Channel, Overflow, RetryPolicy, SinkHealth, exiting
 from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
@@ -90,7 +90,7 @@ class BufferedHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            rec = from_log_record(
+            rec = log_record_values(
                 record, self.run_id, self.parent_run_id, self._names, self._record_extras
             )
             self.channel.offer(rec)

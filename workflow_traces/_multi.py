@@ -9,12 +9,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from ._build import from_log_record, name_defaults, user_extras
+from ._build import log_record_values, name_defaults, user_extras
 from ._channel import Channel, SinkHealth, exiting, flush_all
 from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
 from ._handler import BufferedHandler, ForeignHandlerExporter
-from ._record import Record
+from ._record import Record, RecordValues, as_record
 
 __all__ = ["MultiHandler"]
 
@@ -34,10 +34,10 @@ class _Closed:
     def __init__(self, owner: MultiHandler) -> None:
         self.owner = owner
 
-    def offer(self, rec: Record) -> None:
-        self.owner._logged_after_close(rec)
+    def offer(self, rec: RecordValues) -> None:
+        self.owner._logged_after_close(as_record(rec))
 
-    def offer_nowait(self, rec: Record) -> bool:
+    def offer_nowait(self, rec: RecordValues) -> bool:
         self.offer(rec)
         return True
 
@@ -194,10 +194,10 @@ class MultiHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            rec = from_log_record(
+            rec = log_record_values(
                 record, self.run_id, self.parent_run_id, self._names, self._record_extras
             )
-            levelno = rec.levelno
+            levelno = record.levelno
             for lvl, offer in self._offers:
                 if levelno >= lvl:
                     offer(rec)

@@ -18,6 +18,8 @@ __all__ = [
     "LEVELS",
     "SCOPES",
     "Record",
+    "RecordValues",
+    "as_record",
     "level_number",
     "new_record_id",
 ]
@@ -81,6 +83,19 @@ class Record(NamedTuple):
     def timestamp(self) -> datetime:
         """When the record was made, in UTC, to the microsecond."""
         return _EPOCH + timedelta(microseconds=self.time_ns // 1000)
+
+
+#: A record's values as a plain tuple, in Record's field order: what the caller's thread queues.
+RecordValues = tuple[Any, ...]
+
+_new = tuple.__new__
+
+
+def as_record(values: RecordValues) -> Record:
+    """The Record for a plain tuple of its values (a Record is returned as it is)."""
+    if type(values) is Record:
+        return values
+    return _new(Record, values)
 
 
 def level_number(level: str | int) -> int:

@@ -13,8 +13,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ._context import _SCOPE, Scope
-from ._record import Record
+from ._record import Record, RecordValues
 from ._trace import MultiTrace, Trace
+
+_EXTRAS = Record._fields.index("extras")
 
 __all__ = ["ScopedTrace", "active_trace"]
 
@@ -67,7 +69,7 @@ class ScopedTrace(MultiTrace):
         is_err: bool,
         exc: tuple[str | None, str | None, str | None] | None,
         depth: int,
-    ) -> Record:
+    ) -> RecordValues:
         # One frame deeper than Trace._build expects: this override sits in between.
         if _SCOPE.get().run_id == self.run_id:
             rec = Trace._build(self, levelno, message, is_err, exc, depth + 1)
@@ -78,7 +80,7 @@ class ScopedTrace(MultiTrace):
             finally:
                 _SCOPE.reset(token)
         if self.record_extras is not None:
-            rec = rec._replace(extras=self.record_extras)
+            rec = (*rec[:_EXTRAS], self.record_extras, *rec[_EXTRAS + 1 :])
         return rec
 
     def close(self, timeout: float | None = 30.0) -> None:

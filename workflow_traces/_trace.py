@@ -16,7 +16,15 @@ from ._context import _SCOPE
 from ._diagnostics import report
 from ._errors import TraceClosedError
 from ._multi import MultiHandler
-from ._record import Record, get_ident, host_name, level_name, level_number
+from ._record import (
+    Record,
+    RecordValues,
+    as_record,
+    get_ident,
+    host_name,
+    level_name,
+    level_number,
+)
 
 __all__ = ["MultiTrace", "Trace", "get_trace"]
 
@@ -65,7 +73,12 @@ class Trace:
         is_err: bool,
         exc: tuple[str | None, str | None, str | None] | None,
         depth: int,
-    ) -> Record:
+    ) -> RecordValues:
+        """A record's values as a plain tuple, in ``Record``'s field order.
+
+        Sinks' buffers hold plain tuples: the garbage collector stops tracking a tuple of plain
+        values, but never a tuple subclass, and re-scanning every queued Record cost the caller
+        more than building it. Workers make the Record (see ``as_record``)."""
         frame = _getframe(depth)
         code = frame.f_code
         sc = _scope_get()
@@ -73,38 +86,35 @@ class Trace:
         if type(message) is not str:
             message = _text(message)
         exc_type, exc_message, exc_tb = exc or (None, None, None)
-        return _new(
-            Record,
-            (
-                time_ns(),
-                _NAMES.get(levelno) or level_name(levelno),
-                levelno,
-                message,
-                self.run_id,
-                self.parent_run_id,
-                sc[0] or names[0],  # the scope's workflow, job and stage names
-                sc[1] or names[1],
-                sc[2] or names[2],
-                code.co_filename,
-                frame.f_lineno,
-                code.co_name,
-                _record._pid,
-                get_ident(),
-                _record._host or host_name(),
-                _record._id_prefix + str(next(_record._ids)),
-                is_err,
-                self._record_extras,
-                exc_type,
-                exc_message,
-                exc_tb,
-                "log",
-                None,
-                None,
-                None,
-                None,
-                None,
-                len(message) + 256,
-            ),
+        return (
+            time_ns(),
+            _NAMES.get(levelno) or level_name(levelno),
+            levelno,
+            message,
+            self.run_id,
+            self.parent_run_id,
+            sc[0] or names[0],  # the scope's workflow, job and stage names
+            sc[1] or names[1],
+            sc[2] or names[2],
+            code.co_filename,
+            frame.f_lineno,
+            code.co_name,
+            _record._pid,
+            get_ident(),
+            _record._host or host_name(),
+            _record._id_prefix + str(next(_record._ids)),
+            is_err,
+            self._record_extras,
+            exc_type,
+            exc_message,
+            exc_tb,
+            "log",
+            None,
+            None,
+            None,
+            None,
+            None,
+            len(message) + 256,
         )
 
     def _log(self, levelno: int, message: Any, is_err: bool = False, exc: Any = None) -> None:
@@ -118,7 +128,7 @@ class Trace:
         except TraceClosedError:
             if not self.handler.fail_silently:
                 raise
-            self.handler._logged_after_close(rec)
+            self.handler._logged_after_close(as_record(rec))
 
     def debug(self, message: Any) -> None:
         self._log(10, message)
@@ -175,7 +185,7 @@ class Trace:
             text += f" in {duration:.3f}s"
         if error is not None:
             text += f": {type(error).__name__}: {error}"
-        rec = self._build(levelno, text, levelno >= 40, exc, 2)._replace(
+        rec = as_record(self._build(levelno, text, levelno >= 40, exc, 2))._replace(
             kind="event", scope=scope, event=event, status=status, duration=duration
         )
         if name is not None:
@@ -208,7 +218,7 @@ class Trace:
         except TraceClosedError:
             if not self.handler.fail_silently:
                 raise
-            self.handler._logged_after_close(rec)
+            self.handler._logged_after_close(as_record(rec))
 
     async def adebug(self, message: Any) -> None:
         await self._alog(10, message)

@@ -12,7 +12,7 @@ from es_helpers import Cluster
 
 from workflow_traces import MultiHandler, RunNotFoundError, SQLiteHandler, Trace, open_store
 from workflow_traces._elasticsearch_store import ElasticsearchStore
-from workflow_traces._record import Record, new_record_id
+from workflow_traces._record import Record, as_record, new_record_id
 from workflow_traces._store import Store
 from workflow_traces.testing import LocalElasticsearch
 
@@ -43,7 +43,7 @@ def _run(
         trace.info(f"{run_id} line {i}")
     if ties:
         # Records with the same time_ns: they read back in the order they were made.
-        base = trace._build(20, "tie", False, None, 1)
+        base = as_record(trace._build(20, "tie", False, None, 1))
         now = time.time_ns()
         for i in range(ties):
             multi.dispatch(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .._multi import TAPS
-from .._record import Record
+from .._record import Record, RecordValues, as_record
 
 __all__ = ["CapturedRecords", "capture_traces"]
 
@@ -14,11 +14,11 @@ __all__ = ["CapturedRecords", "capture_traces"]
 class CapturedRecords(list[Record]):
     """The records captured so far, in the order they were logged."""
 
-    def offer(self, rec: Record) -> None:
-        self.append(rec)  # list.append is atomic: safe from any thread, and no I/O
+    def offer(self, rec: RecordValues) -> None:
+        self.append(as_record(rec))  # list.append is atomic: safe from any thread, and no I/O
 
-    def offer_nowait(self, rec: Record) -> bool:
-        self.append(rec)
+    def offer_nowait(self, rec: RecordValues) -> bool:
+        self.offer(rec)
         return True
 
     @property
