@@ -296,7 +296,8 @@ class Channel:
             self._kick.set()
             marker.done.wait(1.0)
         self._thread.join(1.0)
-        lost = sum(1 for item in self._dq if not isinstance(item, _Marker))
+        # A copy: the worker may still be popping, if it overran the deadline.
+        lost = sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
         if lost:
             self._dq.clear()
             with self._lock:
