@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._build import log_record_values, name_defaults, user_extras
-from ._channel import Channel, SinkHealth, exiting, flush_all
+from ._channel import Channel, SinkHealth, Tap, exiting, flush_all, offer_all
 from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
 from ._handler import BufferedHandler, ForeignHandlerExporter
@@ -28,7 +28,7 @@ Target = tuple[int, Any]
 TAPS: list[Any] = []
 
 
-class _Closed:
+class _Closed(Tap):
     """Stands in for every sink once the MultiHandler is closed."""
 
     def __init__(self, owner: MultiHandler) -> None:
@@ -73,9 +73,8 @@ class MultiHandler(logging.Handler):
         self._record_extras = user_extras(self.extras)
         self.handlers: list[logging.Handler] = []
         self._channels: dict[int, Channel] = {}
+        #: (level, Channel or Tap) per sink: what ``offer_all`` takes.
         self._targets: tuple[Target, ...] = ()
-        #: (level, bound offer) per target: what the hot path calls.
-        self._offers: tuple[tuple[int, Any], ...] = ()
         self._closed = False
         self._after_close = 0
         self._after_close_lock = threading.Lock()
@@ -133,7 +132,6 @@ class MultiHandler(logging.Handler):
                 (h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
                 for h in self.handlers
             ) + tuple((0, tap) for tap in TAPS)
-        self._offers = tuple((lvl, target.offer) for lvl, target in self._targets)
 
     def add_handler(self, handler: logging.Handler) -> None:
         """Start sending records to ``handler`` too."""
@@ -197,10 +195,7 @@ class MultiHandler(logging.Handler):
             rec = log_record_values(
                 record, self.run_id, self.parent_run_id, self._names, self._record_extras
             )
-            levelno = record.levelno
-            for lvl, offer in self._offers:
-                if levelno >= lvl:
-                    offer(rec)
+            offer_all(self._targets, rec, record.levelno)
         except TraceClosedError:
             if not self.fail_silently:
                 raise

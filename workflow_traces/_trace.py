@@ -11,7 +11,7 @@ from urllib.parse import ParseResult, urlparse
 
 from . import _record
 from ._build import exception_fields, name_defaults, user_extras
-from ._channel import SinkHealth
+from ._channel import SinkHealth, offer_all
 from ._context import _SCOPE
 from ._diagnostics import report
 from ._errors import TraceClosedError
@@ -122,9 +122,7 @@ class Trace:
             return
         rec = self._build(levelno, message, is_err or levelno >= 40, exc, 3)
         try:
-            for lvl, offer in self.handler._offers:
-                if levelno >= lvl:
-                    offer(rec)
+            offer_all(self.handler._targets, rec, levelno)
         except TraceClosedError:
             if not self.handler.fail_silently:
                 raise

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .._channel import Tap
 from .._multi import TAPS
 from .._record import Record, RecordValues, as_record
 
 __all__ = ["CapturedRecords", "capture_traces"]
 
 
-class CapturedRecords(list[Record]):
+class CapturedRecords(list[Record], Tap):
     """The records captured so far, in the order they were logged."""
 
     def offer(self, rec: RecordValues) -> None:
