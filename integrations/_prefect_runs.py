@@ -476,11 +476,20 @@ def _state_error(state: Any) -> BaseException:
 Hook = Callable[[Any, Any, Any], None]
 
 
+#: A hook's parameters as Prefect passes them by keyword (its runner calls a flow's
+#: on_cancellation/on_crashed hooks as ``hook(flow=, flow_run=, state=)``; engines pass them
+#: by position).
+_HOOK_KEYWORDS = (("flow", "task"), ("flow_run", "task_run"), ("state",))
+
+
 def _hook(name: str) -> Callable[[Hook], Hook]:
     def name_it(fn: Hook) -> Hook:
-        def hook(obj: Any, run: Any, state: Any) -> None:
+        def hook(*args: Any, **kwargs: Any) -> None:
             try:
-                fn(obj, run, state)
+                values = list(args[:3])
+                for names in _HOOK_KEYWORDS[len(values) :]:
+                    values.append(next((kwargs[n] for n in names if n in kwargs), None))
+                fn(*values)
             except Exception as exc:
                 # A hook that raises makes Prefect log an error line; report ours quietly.
                 report(f"prefect:hook:{name}", f"workflow-traces: hook {name} failed: {exc!r}")
@@ -503,9 +512,35 @@ def flow_running(flow: Any, flow_run: Any, state: Any) -> None:
     _start(reg, getattr(state, "timestamp", None))
 
 
-def _flow_end(event: str, status: str | None = None, with_error: bool = False) -> Hook:
+def _adopt_flow(flow: Any, flow_run: Any) -> _Run | None:
+    """A flow run that started in another process, its attempt open here so it can end here.
+
+    Prefect's runner (``flow.serve``, workers) runs a flow run in a subprocess but calls its
+    on_cancellation and on_crashed hooks in the runner's own process, where the run was never
+    seen: its started events came from the subprocess. The attempt is taken from the API's
+    record of the run (``start_time``, ``run_count``); no started event is written again."""
+    start = getattr(flow_run, "start_time", None)
+    if start is None:
+        return None  # it never ran: there is no attempt to end
+    reg = _ensure_flow(flow.name, flow_run, _extras_of(flow.fn))
+    with _lock:
+        if reg.open or reg.final:
+            return reg
+        reg.attempt = max(1, int(getattr(flow_run, "run_count", 0) or 0))
+        reg.open = True
+        reg.started = start
+        attempt = reg.attempt
+    reg.view = _view(reg, reg.scope, {"attempt": attempt})
+    return reg
+
+
+def _flow_end(
+    event: str, status: str | None = None, with_error: bool = False, adopt: bool = False
+) -> Hook:
     def end(flow: Any, flow_run: Any, state: Any) -> None:
         reg = _runs.get(str(flow_run.id))
+        if reg is None and adopt:
+            reg = _adopt_flow(flow, flow_run)
         if reg is None:
             return
         error = _state_error(state) if with_error else None
@@ -517,8 +552,9 @@ def _flow_end(event: str, status: str | None = None, with_error: bool = False) -
 
 flow_completed = _hook("flow_completed")(_flow_end("succeeded"))
 flow_failed = _hook("flow_failed")(_flow_end("failed", with_error=True))
-flow_crashed = _hook("flow_crashed")(_flow_end("failed", "crashed", with_error=True))
-flow_cancelled = _hook("flow_cancelled")(_flow_end("cancelled", with_error=False))
+# Prefect's runner calls these two in its own process (see _adopt_flow).
+flow_crashed = _hook("flow_crashed")(_flow_end("failed", "crashed", with_error=True, adopt=True))
+flow_cancelled = _hook("flow_cancelled")(_flow_end("cancelled", adopt=True))
 
 
 @_hook("task_running")
