@@ -17,6 +17,8 @@ import os
 
 # Before Prefect is imported: its server would otherwise report usage to the internet.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's temporary server can take longer than its default 20 s to start on a busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from prefect import flow, get_run_logger, task
 from workflow_traces.integrations.prefect import flush, traced

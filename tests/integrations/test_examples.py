@@ -4,7 +4,6 @@ wrote (its ``wrote: LOCATION`` lines) are there: each location opens as a store 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -19,35 +18,29 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NETWORK = {"advanced.py", "dynamic_handlers.py", "fail_silently.py", "environments.py"}
 
 
-def _missing_network_pieces() -> str | None:
-    for module in ("workflow_traces.testing.receiver", "workflow_traces.testing.elasticsearch"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not there yet (built by the network-sinks engineers)"
-    import workflow_traces
-
-    if not hasattr(workflow_traces, "RestAPIHandler"):
-        return "workflow_traces.RestAPIHandler is not exported yet"
-    return None
+#: Run by tests/prefect/test_prefect_example.py against the session's Prefect server, so that
+#: ``make test`` starts one Prefect server, not two.
+PREFECT = {"prefect_flow.py"}
 
 
 def _params() -> list[object]:
     params: list[object] = []
     for script in sorted(EXAMPLES.glob("*.py")):
-        marks: list[pytest.MarkDecorator] = []
-        if script.name in NETWORK:
-            marks.append(pytest.mark.network)
-        if "prefect" in script.name:
-            marks += [pytest.mark.prefect, pytest.mark.slow]
+        if script.name in PREFECT:
+            continue
+        marks = [pytest.mark.network] if script.name in NETWORK else []
         params.append(pytest.param(script, id=script.stem, marks=marks))
     return params
 
 
+def test_every_example_is_run_somewhere() -> None:
+    runs_here = {Path(str(p.values[0])).name for p in _params()}  # type: ignore[attr-defined]
+    assert runs_here | PREFECT == {p.name for p in EXAMPLES.glob("*.py")}
+    assert (Path(__file__).parents[1] / "prefect" / "test_prefect_example.py").is_file()
+
+
 @pytest.mark.parametrize("script", _params())
 def test_example_runs_and_writes_where_it_says(script: Path, tmp_path: Path) -> None:
-    if script.name in NETWORK:
-        missing = _missing_network_pieces()
-        if missing:
-            pytest.skip(missing)
     proc = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
@@ -63,8 +56,7 @@ def test_example_runs_and_writes_where_it_says(script: Path, tmp_path: Path) -> 
         for line in proc.stdout.splitlines()
         if line.startswith("wrote: ")
     ]
-    if "prefect" not in script.name:  # the Prefect example is checked by its own tests
-        assert wrote, f"{script.name} must print 'wrote: LOCATION' for each store\n{output}"
+    assert wrote, f"{script.name} must print 'wrote: LOCATION' for each store\n{output}"
     for location in wrote:
         path = tmp_path / location
         assert path.exists(), f"{script.name} says it wrote {location}, which is missing"
