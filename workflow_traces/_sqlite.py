@@ -110,8 +110,16 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
             seq,
             strftime('%Y-%m-%dT%H:%M:%S', time_ns / 1000000000, 'unixepoch')
                 || printf('.%06d+00:00', time_ns / 1000 % 1000000) AS timestamp,
-            record_id, time_ns, level, levelno, message, run_id, parent_run_id, workflow_name,
-            job_name, stage_name, kind, scope, event, status, duration, is_err,
+            record_id, time_ns, level, levelno, message, run_id,
+            NULLIF(parent_run_id, '') AS parent_run_id,
+            NULLIF(workflow_name, '') AS workflow_name,
+            NULLIF(job_name, '') AS job_name,
+            NULLIF(stage_name, '') AS stage_name,
+            kind,
+            NULLIF(scope, '') AS scope,
+            NULLIF(event, '') AS event,
+            NULLIF(status, '') AS status,
+            duration, is_err,
 """
         + _DETAIL
         + """
