@@ -7,28 +7,17 @@ skipped otherwise; see es_helpers.py for the variables).
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from workflow_traces import _diagnostics
 from workflow_traces.testing import LocalElasticsearch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from es_helpers import REAL_URL, Cluster, Reports
-
-
-@pytest.fixture(autouse=True)
-def _fresh_diagnostics() -> Iterator[None]:
-    """Each test starts with the diagnostics rate limiter empty, so its own reports show."""
-    with _diagnostics._lock:
-        _diagnostics._last.clear()
-        _diagnostics._suppressed.clear()
-    yield
+from es_helpers import REAL_URL, Cluster
 
 
 @pytest.fixture
@@ -60,18 +49,3 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield real
     finally:
         real.cleanup()
-
-
-@pytest.fixture
-def reports() -> Iterator[Reports]:
-    """Everything the diagnostics logger reports during the test."""
-    diag = logging.getLogger("workflow_traces")
-    handler = Reports()
-    old_level = diag.level
-    diag.addHandler(handler)
-    diag.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        diag.removeHandler(handler)
-        diag.setLevel(old_level)

@@ -193,23 +193,3 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return bool(predicate())
-
-
-class Reports(logging.Handler):
-    """Collects what a logger says."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    @property
-    def text(self) -> str:
-        out = []
-        for r in self.records:
-            out.append(r.getMessage())
-            if r.exc_info:
-                out.append(logging.Formatter().formatException(r.exc_info))
-        return "\n".join(out)

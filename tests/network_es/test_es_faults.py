@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from es_helpers import Memory, Reports, fast_retry, ids_of, trace_with, wait_for
+from diagnostics_support import Reports
+from es_helpers import Memory, fast_retry, ids_of, trace_with, wait_for
 
 from workflow_traces import SinkError
 from workflow_traces._elasticsearch import ElasticsearchHandler

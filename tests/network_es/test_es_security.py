@@ -11,7 +11,8 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
-from es_helpers import Memory, Reports, fast_retry, ids_of, trace_with
+from diagnostics_support import Reports
+from es_helpers import Memory, fast_retry, ids_of, trace_with
 
 from workflow_traces import ConfigError, SinkError
 from workflow_traces._config import ElasticsearchConfig, validate_handler

@@ -6,7 +6,6 @@ settings cache empty, and ``tmp_path`` as the working directory, where ``.env`` 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from workflow_traces._settings import TraceSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from settings_helpers import Reports
 
 #: A secret value that must never be printed, logged or dumped anywhere.
 
@@ -36,17 +34,3 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         _diagnostics._suppressed.clear()
     yield tmp_path
     TraceSettings.clear_cache()
-
-
-@pytest.fixture
-def reports() -> Iterator[Reports]:
-    diag = logging.getLogger("workflow_traces")
-    handler = Reports()
-    old_level = diag.level
-    diag.addHandler(handler)
-    diag.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        diag.removeHandler(handler)
-        diag.setLevel(old_level)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from workflow_traces import ConfigError
@@ -29,21 +27,6 @@ PYDANTIC_WORDS = ("pydantic", "errors.pydantic.dev", "Input should", "type=", "v
 def assert_clean(message: str) -> None:
     for word in PYDANTIC_WORDS:
         assert word not in message, f"{word!r} in {message!r}"
-
-
-class Reports(logging.Handler):
-    """Collects what the ``workflow_traces`` logger says."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    @property
-    def messages(self) -> list[str]:
-        return [r.getMessage() for r in self.records]
 
 
 SECRET = "s3cr3t-Value-4242"

@@ -9,7 +9,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from settings_helpers import SECRET, SECRET2, Reports, config_error
+from diagnostics_support import Reports
+from settings_helpers import SECRET, SECRET2, config_error
 
 from workflow_traces import ConfigError, TraceSettings, get_trace
 from workflow_traces._effective import resolve
