@@ -23,8 +23,11 @@ import sys
 import threading
 import time
 import weakref
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._diagnostics import report
@@ -55,6 +58,10 @@ Overflow = Literal["block", "drop"]
 #: (``wake_bytes``), so a run of huge messages wakes the worker before memory runs away.
 _BIG = 64 * 1024
 _new = tuple.__new__
+#: No record is estimated smaller than this (see Trace._build), which bounds a batch by bytes.
+_MIN_SIZE = 256
+_NO_LIMIT = 1 << 62
+_size_of = itemgetter(-1)
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,7 @@ class Channel:
         exporter: Exporter,
         *,
         batch_records: int = 1000,
-        batch_bytes: int = 1 << 62,
+        batch_bytes: int = _NO_LIMIT,
         flush_interval: float = 1.0,
         capacity: int = 100_000,
         overflow: Overflow = "block",
@@ -175,8 +182,11 @@ class Channel:
     ) -> None:
         self.exporter = exporter
         self.name = exporter.name
-        self._batch_records = max(1, batch_records)
-        self._batch_bytes = max(1, batch_bytes)
+        # An exporter may take a backlog ``group`` batches at a time: the SQLite sink writes
+        # them in one transaction, the file sink in one write per file (group commit).
+        group = max(1, getattr(exporter, "group", 1))
+        self._batch_records = max(1, batch_records) * group
+        self._batch_bytes = min(_NO_LIMIT, max(1, batch_bytes) * group)
         self._interval = flush_interval
         self._capacity = capacity
         self._overflow = overflow
@@ -195,6 +205,8 @@ class Channel:
         self._closed = False
         self._deadline: float | None = None
         self._waiting: set[_Marker] = set()
+        #: Exporters that index plain value tuples skip the wrap into Record (see _take).
+        self._takes_values: bool = getattr(exporter, "takes_values", False)
         self._delivery: Delivery | None = None
         if self._retry.holds_on_outage:
             from ._delivery import Delivery
@@ -206,6 +218,7 @@ class Channel:
     # -- set-up, also after fork -------------------------------------------------------------
     def _init_runtime(self) -> None:
         self._dq: deque[RecordValues | _Marker] = deque()
+        self._markers = 0  # flush markers in the buffer (see _take)
         self._pending_bytes = 0
         self._wake = threading.Event()
         self._abandon = threading.Event()
@@ -296,8 +309,9 @@ class Channel:
     def request_flush(self, stop: bool = False) -> _Marker:
         """Put a marker behind everything queued so far, and wake the worker."""
         marker = _Marker(stop)
-        if self._delivery is not None:
-            with self._lock:
+        with self._lock:
+            self._markers += 1  # before it is queued: the worker looks for markers by this count
+            if self._delivery is not None:
                 self._waiting.add(marker)
         self._dq.append(marker)
         self._wake.set()
@@ -393,22 +407,15 @@ class Channel:
             if delivery is not None:
                 delivery.pump()
             while dq:
-                batch: list[Record] = []
-                markers: list[_Marker] = []
-                size = 0
-                while dq and len(batch) < self._batch_records and size < self._batch_bytes:
-                    item = dq.popleft()
-                    if isinstance(item, _Marker):
-                        markers.append(item)
-                        break
-                    # Callers queue plain tuples of a record's values (see Trace._build).
-                    batch.append(item if type(item) is Record else _new(Record, item))
-                    size += item[-1]  # its size
+                batch, marker = self._take()
                 if self._blocked:
                     self._place_blocked()
                 if batch:
-                    self._export(batch)
-                for marker in markers:
+                    # Callers queue plain tuples of a record's values (see Trace._build).
+                    self._export(batch if self._takes_values else [_new(Record, v) for v in batch])
+                if marker is not None:
+                    with self._lock:
+                        self._markers -= 1
                     if marker.stop:
                         stopped = True
                         if delivery is not None:
@@ -426,6 +433,34 @@ class Channel:
         except Exception as exc:
             self._fail(exc, 0)
 
+    def _take(self) -> tuple[list[RecordValues], _Marker | None]:
+        """The next batch from the buffer, and the flush marker that ends it, if one does.
+
+        Pops a whole batch in one comprehension rather than one record at a time: the worker
+        holds the GIL for all of its Python work, and with several sinks that work adds up.
+        What a cut by bytes or a marker leaves over goes back to the front, in order (only the
+        worker takes from the front; callers append at the back)."""
+        dq = self._dq
+        popleft = dq.popleft
+        n = min(len(dq), self._batch_records, self._batch_bytes // _MIN_SIZE + 1)
+        items: list[Any] = [popleft() for _ in range(n)]
+        cut = n
+        marker: _Marker | None = None
+        if self._markers:  # read after popping: a marker counts itself before it is queued
+            for i, item in enumerate(items):
+                if type(item) is _Marker:
+                    cut, marker = i, item
+                    break
+        if self._batch_bytes < _NO_LIMIT:
+            sizes = list(accumulate(map(_size_of, items[:cut])))
+            k = bisect_left(sizes, self._batch_bytes) + 1  # the record that reaches the limit
+            if k < cut:
+                cut, marker = k, None
+        rest = items[cut + 1 :] if marker is not None else items[cut:]
+        if rest:
+            dq.extendleft(reversed(rest))
+        return items[:cut], marker
+
     def _place_blocked(self) -> None:
         """Move blocked callers' records into the room just freed, in the order they came."""
         dq, capacity = self._dq, self._capacity
@@ -437,7 +472,7 @@ class Channel:
                 waiter.placed = True
                 waiter.ready.set()
 
-    def _export(self, batch: list[Record]) -> None:
+    def _export(self, batch: list[Any]) -> None:
         if self._delivery is not None:
             self._delivery.export(batch)
             return

@@ -31,6 +31,11 @@ class Exporter(Protocol):
     #: A short name for reports, such as ``"file:./logs"``. Never holds a secret.
     name: str
 
+    # Optional class attributes the worker reads:
+    #   takes_values: bool = False - batches hold plain tuples of a record's values, indexed
+    #       with the F_* positions of ``_record``, instead of Records;
+    #   group: int = 1 - a backlog is handed over up to this many batches at a time.
+
     def export(self, batch: Sequence[Record]) -> ExportResult | None:
         """Write ``batch``. Return None when all of it was written, an ExportResult when only
         part was, or raise when none was."""

@@ -31,7 +31,21 @@ from ._channel import Overflow
 from ._encode import clean_text, dumps
 from ._errors import ConfigError, UnsafeRunIdError
 from ._handler import BufferedHandler, check_positive
-from ._record import Record
+from ._record import (
+    F_EXC_TRACEBACK,
+    F_FILENAME,
+    F_IS_ERR,
+    F_JOB_NAME,
+    F_LEVEL,
+    F_LINENO,
+    F_MESSAGE,
+    F_RUN_ID,
+    F_STAGE_NAME,
+    F_TIME_NS,
+    F_WORKFLOW_NAME,
+    Record,
+    RecordValues,
+)
 
 __all__ = [
     "DEFAULT_FILE_PATH",
@@ -91,59 +105,61 @@ def run_dir(base: Path, run_id: str) -> Path:
     return target
 
 
-_wheres: dict[tuple[str | None, str | None, str | None], str] = {}
-_bases: dict[str, str] = {}
+_prefixes: dict[tuple[str, str, str | None, str | None, str | None], str] = {}
+_origins: dict[tuple[str | None, int | None], str] = {}
 _second: tuple[int, str] = (-1, "")
+_CACHE_MAX = 4096
 
 
-def _where(names: tuple[str | None, str | None, str | None]) -> str:
-    where = _wheres.get(names)
-    if where is None:
-        joined = "/".join(n for n in names if n)
-        where = joined + ": " if joined else ""
-        if len(_wheres) < 4096:
-            _wheres[names] = where
-    return where
+def _prefix(run_id: str, level: str, wf: str | None, job: str | None, stage: str | None) -> str:
+    """`` (run) [INFO] wf/job/stage: ``, made once per run, level and names."""
+    key = (run_id, level, wf, job, stage)
+    prefix = _prefixes.get(key)
+    if prefix is None:
+        joined = "/".join(n for n in (wf, job, stage) if n)
+        prefix = f" ({run_id}) [{level}] " + (joined + ": " if joined else "")
+        if len(_prefixes) >= _CACHE_MAX:
+            _prefixes.clear()
+        _prefixes[key] = prefix
+    return prefix
 
 
-def _base(filename: str) -> str:
-    base = _bases.get(filename)
-    if base is None:
-        base = filename.rpartition("/")[2]
-        if len(_bases) < 4096:
-            _bases[filename] = base
-    return base
+def _origin(filename: str | None, lineno: int | None) -> str:
+    """`` (file.py:12)``, made once per call site."""
+    key = (filename, lineno)
+    origin = _origins.get(key)
+    if origin is None:
+        origin = f" ({filename.rpartition('/')[2]}:{lineno})" if filename else ""
+        if len(_origins) >= _CACHE_MAX:
+            _origins.clear()
+        _origins[key] = origin
+    return origin
 
 
-def _text_line(rec: Record) -> str:
+def _text_line(rec: RecordValues) -> str:
     """``2026-01-02 03:04:05.000006 (run) [INFO] wf/job/stage: message (file.py:12)``
 
-    Runs once per record on the file sink's worker: the date to the second, the names and the
-    file's base name are each formatted once and reused.
+    Runs once per record on the file sink's worker, holding the GIL: the date to the second,
+    the part before the message and the part after it are each formatted once and reused.
     """
     global _second
-    time_ns = rec.time_ns
+    time_ns = rec[F_TIME_NS]
     sec = time_ns // 1_000_000_000
     cached = _second
     if cached[0] != sec:
         cached = _second = (sec, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(sec)))
-    msg = rec.message
+    msg = rec[F_MESSAGE]
     if not msg.isprintable():
         msg = clean_text(msg).replace("\x00", "\\x00").replace("\n", "\n    ")
-    where = _where((rec.workflow_name, rec.job_name, rec.stage_name))
-    filename = rec.filename
-    origin = f" ({_base(filename)}:{rec.lineno})" if filename else ""
-    line = "%s.%06d (%s) [%s] %s%s%s\n" % (  # noqa: UP031 - the fastest here
-        cached[1],
-        time_ns // 1000 % 1_000_000,
-        rec.run_id,
-        rec.level,
-        where,
-        msg,
-        origin,
-    )
-    if rec.exc_traceback:
-        tb = clean_text(rec.exc_traceback).rstrip("\n").replace("\n", "\n    ")
+    key = (rec[F_RUN_ID], rec[F_LEVEL], rec[F_WORKFLOW_NAME], rec[F_JOB_NAME], rec[F_STAGE_NAME])
+    prefix = _prefixes.get(key) or _prefix(*key)
+    okey = (rec[F_FILENAME], rec[F_LINENO])
+    origin = _origins.get(okey)
+    if origin is None:
+        origin = _origin(*okey)
+    line = f"{cached[1]}.{time_ns // 1000 % 1_000_000:06d}{prefix}{msg}{origin}\n"
+    if rec[F_EXC_TRACEBACK]:
+        tb = clean_text(rec[F_EXC_TRACEBACK]).rstrip("\n").replace("\n", "\n    ")
         line += f"    {tb}\n"
     return line
 
@@ -215,6 +231,11 @@ def _from_values(fields: tuple[str, ...], values: list[Any]) -> Record:
 class FileExporter:
     """Writes batches into the per-run folders under ``base``."""
 
+    #: Batches hold plain tuples of a record's values (see Channel._take).
+    takes_values = True
+    #: A backlog comes up to 16 buffers at a time, written with one write per file.
+    group = 16
+
     def __init__(self, base: Path, max_open_runs: int = 64) -> None:
         self.base = base
         self.name = f"file:{base}"
@@ -239,19 +260,22 @@ class FileExporter:
             self._open.move_to_end(run_id)
         return files
 
-    def export(self, batch: Sequence[Record]) -> None:
-        groups: dict[str, list[Record]] = {}
-        for rec in batch:
-            groups.setdefault(rec.run_id, []).append(rec)
+    def export(self, batch: Sequence[RecordValues]) -> None:
+        run_id = batch[0][F_RUN_ID] if batch else ""
+        if all(rec[F_RUN_ID] == run_id for rec in batch):
+            groups = {run_id: batch}  # the common case: one run
+        else:
+            groups = {}
+            for rec in batch:
+                groups.setdefault(rec[F_RUN_ID], []).append(rec)  # type: ignore[attr-defined]
         for run_id, recs in groups.items():
             files = self._files(run_id)
-            lines: list[bytes] = []
+            # Arrays, not objects: several times cheaper to encode on the worker.
+            lines = [dumps(rec[:-1]) for rec in recs]
             out: list[str] = []
             err: list[str] = []
             for rec in recs:
-                # Arrays, not objects: several times cheaper to encode on the worker.
-                lines.append(dumps(rec[:-1]))
-                (err if rec.is_err else out).append(_text_line(rec))
+                (err if rec[F_IS_ERR] else out).append(_text_line(rec))
             _write_all(files.records, b"\n".join(lines) + b"\n", HEADER + b"\n")
             _write_all(files.out, "".join(out).encode("utf-8", "backslashreplace"))
             _write_all(files.err, "".join(err).encode("utf-8", "backslashreplace"))

@@ -88,6 +88,39 @@ class Record(NamedTuple):
 #: A record's values as a plain tuple, in Record's field order: what the caller's thread queues.
 RecordValues = tuple[Any, ...]
 
+# Positions of Record's fields in a RecordValues tuple, for workers that index plain tuples
+# (tests check them against Record._fields).
+(
+    F_TIME_NS,
+    F_LEVEL,
+    F_LEVELNO,
+    F_MESSAGE,
+    F_RUN_ID,
+    F_PARENT_RUN_ID,
+    F_WORKFLOW_NAME,
+    F_JOB_NAME,
+    F_STAGE_NAME,
+    F_FILENAME,
+    F_LINENO,
+    F_FUNC_NAME,
+    F_PROCESS,
+    F_THREAD,
+    F_HOST,
+    F_RECORD_ID,
+    F_IS_ERR,
+    F_EXTRAS,
+    F_EXC_TYPE,
+    F_EXC_MESSAGE,
+    F_EXC_TRACEBACK,
+    F_KIND,
+    F_SCOPE,
+    F_EVENT,
+    F_STATUS,
+    F_DURATION,
+    F_LOGGER,
+    F_SIZE,
+) = range(28)
+
 _new = tuple.__new__
 
 

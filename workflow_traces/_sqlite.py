@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from ._channel import Overflow
 from ._encode import clean_text, dumps
 from ._errors import ConfigError
 from ._handler import BufferedHandler, check_positive
-from ._record import Record
+from ._record import RecordValues
 
 __all__ = [
     "COLUMNS",
@@ -127,16 +128,42 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 
-_INSERT = (
-    f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
-    f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
-)
+_INSERT_INTO = f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) VALUES "  # noqa: S608
+_ROW_MARKS = "(" + ",".join("?" for _ in INSERT_COLUMNS) + ")"
+
+
+class _Inserts:
+    """Multi-row ``INSERT ... VALUES (...), (...)`` statements, every value a bound parameter.
+
+    Not ``executemany``: it releases and retakes the GIL around every row, and while another
+    thread (the file sink's worker, the caller) holds the GIL, each retake waits for the
+    interpreter's switch interval. One statement of many rows takes the GIL once to bind and
+    releases it once for SQLite's work, which then runs beside the other threads.
+
+    A batch is written in statements of ``rows`` rows, and what is left in statements of
+    powers of two, so the connection's statement cache holds every shape used.
+    """
+
+    def __init__(self, rows: int, max_params: int) -> None:
+        most = max(1, min(rows, max_params // len(INSERT_COLUMNS)))
+        sizes = {most} | {1 << i for i in range(most.bit_length()) if 1 << i < most}
+        self.sizes = sorted(sizes, reverse=True)
+        self.sql = {n: _INSERT_INTO + ",".join([_ROW_MARKS] * n) for n in self.sizes}
+
+    def statements(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any]]]:
+        out: list[tuple[str, list[Any]]] = []
+        start, total = 0, len(rows)
+        for n in self.sizes:
+            while total - start >= n:
+                out.append((self.sql[n], list(chain.from_iterable(rows[start : start + n]))))
+                start += n
+        return out
 
 
 _NAN = float("nan")
 
 
-def _row(rec: Record) -> tuple[Any, ...]:
+def _row(rec: RecordValues) -> tuple[Any, ...]:
     (
         time_ns,
         level,
@@ -240,13 +267,23 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 class SQLiteExporter:
-    """Inserts batches into one SQLite database, one transaction a batch."""
+    """Inserts batches into one SQLite database, one transaction a batch.
 
-    def __init__(self, path: Path) -> None:
+    ``rows`` is the number of rows per INSERT statement (the sink's ``buffer_size``). A backlog
+    comes up to ``group`` batches at a time and is committed together.
+    """
+
+    #: Batches hold plain tuples of a record's values (see Channel._take).
+    takes_values = True
+    group = 16
+
+    def __init__(self, path: Path, rows: int = 100) -> None:
         self.path = path
         self.name = f"sqlite:{path}"
+        self._rows = rows
         self._conn: sqlite3.Connection | None = None
         self._ident: tuple[int, int] | None = None
+        self._inserts: _Inserts | None = None
 
     def _file_ident(self) -> tuple[int, int] | None:
         try:
@@ -255,7 +292,7 @@ class SQLiteExporter:
             return None
         return (st.st_dev, st.st_ino)
 
-    def export(self, batch: Sequence[Record]) -> None:
+    def export(self, batch: Sequence[RecordValues]) -> None:
         if self._conn is not None and self._file_ident() != self._ident:
             # The database file was deleted or replaced: rows written through the old
             # connection would vanish without an error. Connect again (or fail, and report).
@@ -264,19 +301,36 @@ class SQLiteExporter:
         if self._conn is None:
             self._conn = connect(self.path)
             self._ident = self._file_ident()
-        conn = self._conn
+            limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            self._inserts = _Inserts(self._rows, limit)
+        conn, inserts = self._conn, self._inserts
+        assert inserts is not None
         rows = [_row(rec) for rec in batch]
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            statements = inserts.statements(rows)
+            one = len(statements) == 1  # a single statement is a transaction of its own
+            if not one:
+                conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_INSERT, rows)
-            except UnicodeEncodeError:
-                # Rare: some text holds lone surrogates. Escape them and write the batch again.
-                conn.executemany(_INSERT, [_clean_row(row) for row in rows])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                if not one:
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except UnicodeEncodeError:
+            # Rare: some text holds lone surrogates. Escape them and write the batch again.
+            rows = [_clean_row(row) for row in rows]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in inserts.statements(rows):
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         if self._conn is not None:
@@ -326,7 +380,7 @@ class SQLiteHandler(BufferedHandler):
         path = db_path or extras.get("path") or DEFAULT_SQLITE_PATH
         self.db_path = _prepare_db(path, "path")
         super().__init__(
-            SQLiteExporter(self.db_path),
+            SQLiteExporter(self.db_path, rows=buffer_size),
             run_id=run_id,
             parent_run_id=parent_run_id,
             extras=extras,
