@@ -447,10 +447,10 @@ class Channel:
         cut = n
         marker: _Marker | None = None
         if self._markers:  # read after popping: a marker counts itself before it is queued
-            for i, item in enumerate(items):
-                if type(item) is _Marker:
-                    cut, marker = i, item
-                    break
+            types = list(map(type, items))
+            if _Marker in types:
+                cut = types.index(_Marker)
+                marker = items[cut]
         if self._batch_bytes < _NO_LIMIT:
             sizes = list(accumulate(map(_size_of, items[:cut])))
             k = bisect_left(sizes, self._batch_bytes) + 1  # the record that reaches the limit

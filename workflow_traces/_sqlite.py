@@ -140,8 +140,9 @@ class _Inserts:
     interpreter's switch interval. One statement of many rows takes the GIL once to bind and
     releases it once for SQLite's work, which then runs beside the other threads.
 
-    A batch is written in statements of ``rows`` rows, and what is left in statements of
-    powers of two, so the connection's statement cache holds every shape used.
+    A batch is written in statements of up to ``rows`` rows (fewer when SQLite allows fewer
+    parameters), and what is left in statements of powers of two, so the connection's
+    statement cache holds every shape used.
     """
 
     def __init__(self, rows: int, max_params: int) -> None:
@@ -269,18 +270,19 @@ def migrate(conn: sqlite3.Connection) -> None:
 class SQLiteExporter:
     """Inserts batches into one SQLite database, one transaction a batch.
 
-    ``rows`` is the number of rows per INSERT statement (the sink's ``buffer_size``). A backlog
-    comes up to ``group`` batches at a time and is committed together.
+    ``batch`` is the sink's ``buffer_size``: records per transaction. A backlog comes up to
+    ``group`` batches at a time, committed together and bound as one statement, so the worker
+    takes and releases the GIL once for all of them.
     """
 
     #: Batches hold plain tuples of a record's values (see Channel._take).
     takes_values = True
     group = 16
 
-    def __init__(self, path: Path, rows: int = 100) -> None:
+    def __init__(self, path: Path, batch: int = 100) -> None:
         self.path = path
         self.name = f"sqlite:{path}"
-        self._rows = rows
+        self._rows = batch * self.group
         self._conn: sqlite3.Connection | None = None
         self._ident: tuple[int, int] | None = None
         self._inserts: _Inserts | None = None
@@ -380,7 +382,7 @@ class SQLiteHandler(BufferedHandler):
         path = db_path or extras.get("path") or DEFAULT_SQLITE_PATH
         self.db_path = _prepare_db(path, "path")
         super().__init__(
-            SQLiteExporter(self.db_path, rows=buffer_size),
+            SQLiteExporter(self.db_path, batch=buffer_size),
             run_id=run_id,
             parent_run_id=parent_run_id,
             extras=extras,

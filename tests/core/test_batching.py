@@ -143,8 +143,8 @@ def test_sqlite_statements_cover_every_batch_size_exactly_once(
 
 def test_sqlite_writes_a_backlog_as_one_transaction_of_many_statements(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    exporter = SQLiteExporter(db, rows=10)
-    batch = [_values(i) for i in range(137)]  # 10 x 13 + 4 + 2 + 1
+    exporter = SQLiteExporter(db, batch=5)  # statements of up to 80 rows
+    batch = [_values(i) for i in range(137)]  # 80 + 32 + 16 + 8 + 1
     exporter.export(batch)
     exporter.export(batch)  # written twice: INSERT OR IGNORE keeps one copy
     exporter.close()
@@ -174,7 +174,7 @@ def test_sqlite_handler_passes_buffer_size_to_its_statements(tmp_path: Path) -> 
     try:
         exporter = handler.channel.exporter
         assert isinstance(exporter, SQLiteExporter)
-        assert exporter._rows == 42
+        assert exporter._rows == 42 * SQLiteExporter.group
     finally:
         handler.close()
 
