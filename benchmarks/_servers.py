@@ -24,7 +24,7 @@ import orjson
 __all__ = ["REPEAT", "es_server", "median", "rest_receiver"]
 
 #: Each figure is the median of this many runs (the machine is shared and noisy).
-REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
 
 
 def median(values: list[float]) -> float:

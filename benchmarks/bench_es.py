@@ -2,7 +2,7 @@
 ``flush()`` returns (every bulk request answered), through ElasticsearchHandler and the
 official client, into a LocalElasticsearch on 127.0.0.1 running in a subprocess.
 
-``run(n)`` returns ``[(label, records/s)]``, the median of ``BENCH_REPEAT`` (3) runs of ``n``
+``run(n)`` returns ``[(label, records/s)]``, the median of ``BENCH_REPEAT`` (5) runs of ``n``
 records, each with a fresh handler and index. Every run checks that the index holds exactly the
 records sent and that the sink counted none as dropped or failed.
 

@@ -2,7 +2,7 @@
 an SQLite, a REST (Datadog, to a LocalReceiver) and an Elasticsearch (to a LocalElasticsearch)
 sink configured together, against the same with the file sink alone.
 
-``run(n)`` returns three rows: each caller cost, the median of ``BENCH_REPEAT`` (3) runs of
+``run(n)`` returns three rows: each caller cost, the median of ``BENCH_REPEAT`` (5) runs of
 ``n`` records, and their ratio (target: at most 1.2). Each run builds a fresh trace with
 ``get_trace`` and the handlers' config, times the loop of ``trace.info`` calls only, then
 flushes and closes the trace outside the clock and checks that nothing was dropped or failed

@@ -174,7 +174,7 @@ class Channel:
         batch_records: int = 1000,
         batch_bytes: int = _NO_LIMIT,
         flush_interval: float = 1.0,
-        capacity: int = 100_000,
+        capacity: int = 200_000,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         wake_bytes: int = 64 << 20,

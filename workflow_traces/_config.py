@@ -51,7 +51,7 @@ class _Handler(BaseModel):
     buffer_size: int = Field(gt=0)
     flush_interval: float = Field(gt=0)
     #: Most records held in memory before the overflow policy applies.
-    queue_size: int = Field(default=100_000, gt=0)
+    queue_size: int = Field(default=200_000, gt=0)
     #: When the buffer is full: "block" the caller up to block_timeout, or "drop" (counted).
     overflow: Overflow = "block"
     block_timeout: float = Field(default=1.0, ge=0)

@@ -355,7 +355,7 @@ class ElasticsearchHandler(BufferedHandler):
         http_compress: bool = False,
         service_name: str | None = None,
         manage_index: bool = True,
-        queue_size: int = 100_000,
+        queue_size: int = 200_000,
         overflow: Overflow = "drop",
         block_timeout: float = 1.0,
         fail_silently: bool = True,

@@ -330,7 +330,7 @@ class WorkflowFileHandler(BufferedHandler):
         *,
         buffer_size: int = 8192,
         flush_interval: float = 1.0,
-        queue_size: int = 100_000,
+        queue_size: int = 200_000,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,

@@ -42,7 +42,7 @@ class BufferedHandler(logging.Handler):
         batch_records: int = 1000,
         batch_bytes: int = 1 << 62,
         flush_interval: float = 1.0,
-        queue_size: int = 100_000,
+        queue_size: int = 200_000,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,

@@ -322,7 +322,7 @@ class RestAPIHandler(BufferedHandler):
         flush_interval: float = 2.0,
         timeout: float = 10.0,
         max_retries: int = 3,
-        queue_size: int = 100_000,
+        queue_size: int = 200_000,
         overflow: Overflow = "drop",
         block_timeout: float = 1.0,
         fail_silently: bool = True,

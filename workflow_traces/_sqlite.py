@@ -371,7 +371,7 @@ class SQLiteHandler(BufferedHandler):
         *,
         buffer_size: int = 100,
         flush_interval: float = 2.0,
-        queue_size: int = 100_000,
+        queue_size: int = 200_000,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,

@@ -36,7 +36,7 @@ def test_every_key_has_its_default() -> None:
         "http_compress": False,
         "service_name": None,
         "manage_index": True,
-        "queue_size": 100_000,
+        "queue_size": 200_000,
         "overflow": "drop",
         "block_timeout": 1.0,
         "level": "DEBUG",

@@ -102,7 +102,7 @@ def test_show_text(layered: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "profile file .env.production: TRACE_JOB_NAME",
     ]
     assert by_key["stage_name"].endswith("environment: TRACE_STAGE_NAME")
-    assert by_key["handlers[0].queue_size"].split()[1:] == ["100000", "default"]
+    assert by_key["handlers[0].queue_size"].split()[1:] == ["200000", "default"]
     assert by_key["handlers[1].api_key"].split()[1] == "**********"
     assert SECRET not in out + err
 
