@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -137,32 +137,53 @@ def _origin(filename: str | None, lineno: int | None) -> str:
     return origin
 
 
-def _text_line(rec: RecordValues) -> str:
-    """``2026-01-02 03:04:05.000006 (run) [INFO] wf/job/stage: message (file.py:12)``
+_text_fields = itemgetter(
+    F_TIME_NS,
+    F_RUN_ID,
+    F_LEVEL,
+    F_WORKFLOW_NAME,
+    F_JOB_NAME,
+    F_STAGE_NAME,
+    F_MESSAGE,
+    F_FILENAME,
+    F_LINENO,
+    F_EXC_TRACEBACK,
+)
 
-    Runs once per record on the file sink's worker, holding the GIL: the date to the second,
-    the part before the message and the part after it are each formatted once and reused.
+
+def _text(recs: Iterable[RecordValues]) -> str:
+    """Readable lines, one a record:
+    ``2026-01-02 03:04:05.000006 (run) [INFO] wf/job/stage: message (file.py:12)``
+
+    Runs on the file sink's worker, holding the GIL: one loop over the batch (no call per
+    record), the date to the second, the part before the message and the part after it each
+    formatted once and reused.
     """
     global _second
-    time_ns = rec[F_TIME_NS]
-    sec = time_ns // 1_000_000_000
-    cached = _second
-    if cached[0] != sec:
-        cached = _second = (sec, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(sec)))
-    msg = rec[F_MESSAGE]
-    if not msg.isprintable():
-        msg = clean_text(msg).replace("\x00", "\\x00").replace("\n", "\n    ")
-    key = (rec[F_RUN_ID], rec[F_LEVEL], rec[F_WORKFLOW_NAME], rec[F_JOB_NAME], rec[F_STAGE_NAME])
-    prefix = _prefixes.get(key) or _prefix(*key)
-    okey = (rec[F_FILENAME], rec[F_LINENO])
-    origin = _origins.get(okey)
-    if origin is None:
-        origin = _origin(*okey)
-    line = f"{cached[1]}.{time_ns // 1000 % 1_000_000:06d}{prefix}{msg}{origin}\n"
-    if rec[F_EXC_TRACEBACK]:
-        tb = clean_text(rec[F_EXC_TRACEBACK]).rstrip("\n").replace("\n", "\n    ")
-        line += f"    {tb}\n"
-    return line
+    sec_cached, date = _second
+    prefixes, origins = _prefixes, _origins
+    lines: list[str] = []
+    append = lines.append
+    for time_ns, run_id, level, wf, job, stage, message, filename, lineno, tb in map(
+        _text_fields, recs
+    ):
+        sec = time_ns // 1_000_000_000
+        if sec != sec_cached:
+            sec_cached, date = sec, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(sec))
+        msg = message
+        if not msg.isprintable():
+            msg = clean_text(msg).replace("\x00", "\\x00").replace("\n", "\n    ")
+        prefix = prefixes.get((run_id, level, wf, job, stage)) or _prefix(
+            run_id, level, wf, job, stage
+        )
+        origin = origins.get((filename, lineno))
+        if origin is None:
+            origin = _origin(filename, lineno)
+        append(f"{date}.{time_ns // 1000 % 1_000_000:06d}{prefix}{msg}{origin}\n")
+        if tb:
+            append("    " + clean_text(tb).rstrip("\n").replace("\n", "\n    ") + "\n")
+    _second = (sec_cached, date)
+    return "".join(lines)
 
 
 class _RunFiles:
@@ -288,11 +309,11 @@ class FileExporter:
             files = self._files(run_id)
             _write_all(files.records, _json_lines(recs), HEADER + b"\n")
             if any(map(_is_err_of, recs)):
-                out = "".join([_text_line(rec) for rec in recs if not rec[F_IS_ERR]])
-                err = "".join([_text_line(rec) for rec in recs if rec[F_IS_ERR]])
+                out = _text([rec for rec in recs if not rec[F_IS_ERR]])
+                err = _text([rec for rec in recs if rec[F_IS_ERR]])
                 _write_all(files.err, err.encode("utf-8", "backslashreplace"))
             else:
-                out = "".join(map(_text_line, recs))
+                out = _text(recs)
             _write_all(files.out, out.encode("utf-8", "backslashreplace"))
 
     def close(self) -> None:

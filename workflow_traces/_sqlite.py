@@ -10,15 +10,30 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
-from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ._channel import Overflow
 from ._encode import clean_text, dumps
 from ._errors import ConfigError
 from ._handler import BufferedHandler, check_positive
-from ._record import RecordValues
+from ._record import (
+    F_EXC_MESSAGE,
+    F_EXC_TRACEBACK,
+    F_EXC_TYPE,
+    F_EXTRAS,
+    F_FILENAME,
+    F_FUNC_NAME,
+    F_HOST,
+    F_LINENO,
+    F_LOGGER,
+    F_PROCESS,
+    F_THREAD,
+    RecordValues,
+)
 
 __all__ = [
     "COLUMNS",
@@ -151,12 +166,14 @@ class _Inserts:
         self.sizes = sorted(sizes, reverse=True)
         self.sql = {n: _INSERT_INTO + ",".join([_ROW_MARKS] * n) for n in self.sizes}
 
-    def statements(self, rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any]]]:
+    def statements(self, params: list[Any]) -> list[tuple[str, list[Any]]]:
+        """``params`` (rows of INSERT_COLUMNS values, flat) as (sql, parameters) pairs."""
         out: list[tuple[str, list[Any]]] = []
-        start, total = 0, len(rows)
+        width = len(INSERT_COLUMNS)
+        start, total = 0, len(params) // width
         for n in self.sizes:
             while total - start >= n:
-                out.append((self.sql[n], list(chain.from_iterable(rows[start : start + n]))))
+                out.append((self.sql[n], params[start * width : (start + n) * width]))
                 start += n
         return out
 
@@ -164,8 +181,37 @@ class _Inserts:
 _NAN = float("nan")
 
 
-def _row(rec: RecordValues) -> tuple[Any, ...]:
-    (
+_detail_of = itemgetter(
+    F_FILENAME,
+    F_LINENO,
+    F_FUNC_NAME,
+    F_PROCESS,
+    F_THREAD,
+    F_HOST,
+    F_LOGGER,
+    F_EXC_TYPE,
+    F_EXC_MESSAGE,
+    F_EXC_TRACEBACK,
+    F_EXTRAS,
+)
+_decode = bytes.decode
+
+
+def _params(batch: Sequence[RecordValues]) -> list[Any]:
+    """The batch's rows as one flat list of INSERT_COLUMNS values, row after row.
+
+    One loop over the batch, the detail column encoded through map (in C): the worker holds the
+    GIL for all of this. Missing text is stored as "" and a missing duration as NaN (which
+    SQLite keeps as NULL): the sqlite3 module binds None through its slow adaptation path,
+    which made a mostly-empty row cost four times as much. The store reads "" back as None.
+    """
+    try:
+        details = list(map(_decode, map(orjson.dumps, map(_detail_of, batch))))
+    except (TypeError, RecursionError):  # odd extras: encode each row the safe way
+        details = [dumps(_detail_of(rec)).decode("utf-8") for rec in batch]
+    params: list[Any] = []
+    extend = params.extend
+    for (
         time_ns,
         level,
         levelno,
@@ -175,68 +221,53 @@ def _row(rec: RecordValues) -> tuple[Any, ...]:
         workflow_name,
         job_name,
         stage_name,
-        filename,
-        lineno,
-        func_name,
-        process,
-        thread,
-        host,
+        _filename,
+        _lineno,
+        _func_name,
+        _process,
+        _thread,
+        _host,
         record_id,
         is_err,
-        extras,
-        exc_type,
-        exc_message,
-        exc_traceback,
+        _extras,
+        _exc_type,
+        _exc_message,
+        _exc_traceback,
         kind,
         scope,
         event,
         status,
         duration,
-        logger,
+        _logger,
         _size,
-    ) = rec
-    # Missing text is stored as "" and a missing duration as NaN (which SQLite keeps as
-    # NULL): the sqlite3 module binds None through its slow adaptation path, which made a
-    # mostly-empty row cost four times as much. The store reads "" back as None.
-    detail = dumps(
-        (
-            filename,
-            lineno,
-            func_name,
-            process,
-            thread,
-            host,
-            logger,
-            exc_type,
-            exc_message,
-            exc_traceback,
-            extras,
+    ), detail in zip(batch, details, strict=True):
+        extend(
+            (
+                record_id,
+                time_ns,
+                level,
+                levelno,
+                message,
+                run_id,
+                parent_run_id or "",
+                workflow_name or "",
+                job_name or "",
+                stage_name or "",
+                kind,
+                scope or "",
+                event or "",
+                status or "",
+                _NAN if duration is None else duration,
+                1 if is_err else 0,
+                detail,
+            )
         )
-    ).decode("utf-8")
-    return (
-        record_id,
-        time_ns,
-        level,
-        levelno,
-        message,
-        run_id,
-        parent_run_id or "",
-        workflow_name or "",
-        job_name or "",
-        stage_name or "",
-        kind,
-        scope or "",
-        event or "",
-        status or "",
-        _NAN if duration is None else duration,
-        1 if is_err else 0,
-        detail,
-    )
+    return params
 
 
-def _clean_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The row with text that is not valid UTF-8 (lone surrogates) escaped."""
-    return tuple(clean_text(v) if isinstance(v, str) else v for v in row)
+def _clean(params: list[Any]) -> list[Any]:
+    """``params`` with text that is not valid UTF-8 (lone surrogates) escaped."""
+    return [clean_text(v) if isinstance(v, str) else v for v in params]
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -307,15 +338,15 @@ class SQLiteExporter:
             self._inserts = _Inserts(self._rows, limit)
         conn, inserts = self._conn, self._inserts
         assert inserts is not None
-        rows = [_row(rec) for rec in batch]
+        params = _params(batch)
         try:
-            statements = inserts.statements(rows)
+            statements = inserts.statements(params)
             one = len(statements) == 1  # a single statement is a transaction of its own
             if not one:
                 conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    conn.execute(sql, params)
+                for sql, values in statements:
+                    conn.execute(sql, values)
                 if not one:
                     conn.execute("COMMIT")
             except BaseException:
@@ -324,11 +355,10 @@ class SQLiteExporter:
                 raise
         except UnicodeEncodeError:
             # Rare: some text holds lone surrogates. Escape them and write the batch again.
-            rows = [_clean_row(row) for row in rows]
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in inserts.statements(rows):
-                    conn.execute(sql, params)
+                for sql, cleaned in inserts.statements(_clean(params)):
+                    conn.execute(sql, cleaned)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -133,10 +133,9 @@ def test_sqlite_statements_cover_every_batch_size_exactly_once(
     most = min(rows, max_params // len(INSERT_COLUMNS))
     assert max(inserts.sizes) == most
     for n in [*range(1, 40), most - 1, most, most + 1, 3 * most + 5, 1600]:
-        fake = [tuple(range(i, i + len(INSERT_COLUMNS))) for i in range(n)]
-        statements = inserts.statements(fake)
-        flat = [v for _, params in statements for v in params]
-        assert flat == [v for row in fake for v in row]
+        flat = list(range(n * len(INSERT_COLUMNS)))
+        statements = inserts.statements(flat)
+        assert [v for _, params in statements for v in params] == flat
         assert all(sql.count("(?") * len(INSERT_COLUMNS) == len(p) for sql, p in statements)
         assert len({sql for sql, _ in statements}) <= len(inserts.sizes)
 
