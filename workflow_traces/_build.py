@@ -138,16 +138,17 @@ def log_record_values(
     else:
         exc_type = exc_message = exc_tb = None
     levelno = lr.levelno
+    # The scope by position (workflow, job, stage, run id, parent run id): faster than by name.
     return (
         int(lr.created * 1e9),
         lr.levelname,
         levelno,
         message,
-        run or sc.run_id or run_id,
-        parent or (sc.parent_run_id if sc.run_id else parent_run_id),
-        wf or sc.workflow_name or names[0],
-        job or sc.job_name or names[1],
-        stage or sc.stage_name or names[2],
+        run or sc[3] or run_id,
+        parent or (sc[4] if sc[3] else parent_run_id),
+        wf or sc[0] or names[0],
+        job or sc[1] or names[1],
+        stage or sc[2] or names[2],
         lr.pathname,
         lr.lineno,
         lr.funcName,
