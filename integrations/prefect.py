@@ -65,20 +65,11 @@ from workflow_traces._context import _SCOPE, Scope
 from workflow_traces._diagnostics import report
 from workflow_traces._scoped import _ACTIVE, ScopedTrace
 
+from ._prefect_events import PrefectStateError
+from ._prefect_hooks import FLOW_HOOKS, TASK_HOOKS, begin_call, end_call, install_hooks
 from ._prefect_logs import PrefectRunHandler
 from ._prefect_logs import attach_logging as _attach_logging
-from ._prefect_runs import (
-    EXTRAS_ATTR,
-    FLOW_HOOKS,
-    TASK_HOOKS,
-    PrefectStateError,
-    begin_call,
-    end_call,
-    flush_sinks,
-    install_hooks,
-    resolve_record,
-    shutdown_sinks,
-)
+from ._prefect_runs import EXTRAS_ATTR, flush_sinks, resolve_record, shutdown_sinks
 
 __all__ = [
     "PrefectStateError",
