@@ -65,3 +65,19 @@ __all__ = [
     "load_workflow",
     "resolve_callable",
 ]
+
+# The public classes live in private modules; they report this module as theirs, so reprs,
+# tracebacks and pickles name the module users import them from.
+for _cls in (
+    Job,
+    JobResult,
+    Stage,
+    StageResult,
+    StageTimeoutError,
+    Workflow,
+    WorkflowDefinitionError,
+    WorkflowFailed,
+    WorkflowResult,
+):
+    _cls.__module__ = __name__
+del _cls
