@@ -183,3 +183,48 @@ def test_field_positions_match_the_record() -> None:
 
     positions = {name: getattr(_record, "F_" + name.upper()) for name in Record._fields}
     assert list(positions.values()) == list(range(len(Record._fields)))
+
+
+def test_records_and_flushes_from_many_threads_arrive_once_in_order(tmp_path: Path) -> None:
+    """Small byte batches (cut and put back often) while other threads flush all the time:
+    every record arrives exactly once, each thread's in the order it logged them."""
+    trace = get_trace(
+        "stress",
+        extras={
+            "trace_type": "multi",
+            "handlers": [
+                # Records of about 360 bytes: a cut at 1000 bytes puts one of every four
+                # popped back.
+                {"type": "file", "path": str(tmp_path / "files"), "buffer_size": 1000},
+                {"type": "sqlite", "path": str(tmp_path / "t.db"), "buffer_size": 7},
+            ],
+        },
+    )
+    stop = threading.Event()
+    pad = "x" * 100
+
+    def flusher() -> None:
+        while not stop.is_set():
+            trace.flush()
+
+    def writer(n: int) -> None:
+        for i in range(3000):
+            trace.info(f"w{n}-{i}-{pad}")
+
+    flushers = [threading.Thread(target=flusher) for _ in range(2)]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in flushers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    for t in flushers:
+        t.join()
+    trace.close()
+    for location in (tmp_path / "files", tmp_path / "t.db"):
+        records = open_store(location).get_run("stress").records
+        messages = [r.message.removesuffix(f"-{pad}") for r in records]
+        assert len(messages) == len(set(messages)) == 6 * 3000, location
+        for n in range(6):
+            mine = [m for m in messages if m.startswith(f"w{n}-")]
+            assert mine == [f"w{n}-{i}" for i in range(3000)], location
