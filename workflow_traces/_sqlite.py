@@ -1,8 +1,9 @@
 """The SQLite sink: one connection owned by the worker, WAL, batched parameterised inserts.
 
 Each record is one row of ``traces``, keyed by ``record_id`` (``INSERT OR IGNORE``, so a batch
-written twice keeps one copy). The schema carries a version in ``PRAGMA user_version`` and is
-migrated forward on open, inside a write transaction so several processes can open it at once.
+written twice keeps one copy). The schema (see ``_sqlite_schema``) carries a version in
+``PRAGMA user_version`` and is migrated forward on open, inside a write transaction so several
+processes can open it at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ._encode import clean_text, dumps
 from ._errors import ConfigError
 from ._handler import BufferedHandler, check_positive
 from ._record import (
+    F_DURATION,
+    F_EVENT,
     F_EXC_MESSAGE,
     F_EXC_TRACEBACK,
     F_EXC_TYPE,
@@ -28,12 +31,27 @@ from ._record import (
     F_FILENAME,
     F_FUNC_NAME,
     F_HOST,
+    F_IS_ERR,
+    F_JOB_NAME,
+    F_KIND,
+    F_LEVEL,
+    F_LEVELNO,
     F_LINENO,
     F_LOGGER,
+    F_MESSAGE,
+    F_PARENT_RUN_ID,
     F_PROCESS,
+    F_RECORD_ID,
+    F_RUN_ID,
+    F_SCOPE,
+    F_STAGE_NAME,
+    F_STATUS,
     F_THREAD,
+    F_TIME_NS,
+    F_WORKFLOW_NAME,
     RecordValues,
 )
+from ._sqlite_schema import COLUMNS, INSERT_COLUMNS, SCHEMA_VERSION, migrate
 
 __all__ = [
     "COLUMNS",
@@ -46,103 +64,7 @@ __all__ = [
 
 #: Where the SQLite sink writes when no path is given.
 DEFAULT_SQLITE_PATH = "./logs/workflow_traces.db"
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
-
-#: Columns written per row. The record's less-queried fields travel together as one JSON array
-#: in ``detail`` (one bind instead of eleven: binding costs the worker the GIL); the view
-#: ``trace_records`` gives every field back by name.
-INSERT_COLUMNS = (
-    "record_id",
-    "time_ns",
-    "level",
-    "levelno",
-    "message",
-    "run_id",
-    "parent_run_id",
-    "workflow_name",
-    "job_name",
-    "stage_name",
-    "kind",
-    "scope",
-    "event",
-    "status",
-    "duration",
-    "is_err",
-    "detail",
-)
-DETAIL_FIELDS = (
-    "filename",
-    "lineno",
-    "func_name",
-    "process",
-    "thread",
-    "host",
-    "logger",
-    "exc_type",
-    "exc_message",
-    "exc_traceback",
-    "extras",
-)
-#: Every column a reader selects from ``trace_records``: the record's fields.
-COLUMNS = INSERT_COLUMNS[:-1] + DETAIL_FIELDS
-
-_DETAIL = ",\n".join(
-    f"            json_extract(detail, '$[{i}]') AS {name}" for i, name in enumerate(DETAIL_FIELDS)
-)
-
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        """CREATE TABLE IF NOT EXISTS traces (
-            seq INTEGER PRIMARY KEY,
-            record_id TEXT NOT NULL UNIQUE,
-            time_ns INTEGER NOT NULL,
-            level TEXT NOT NULL,
-            levelno INTEGER NOT NULL,
-            message TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            parent_run_id TEXT,
-            workflow_name TEXT,
-            job_name TEXT,
-            stage_name TEXT,
-            kind TEXT NOT NULL DEFAULT 'log',
-            scope TEXT,
-            event TEXT,
-            status TEXT,
-            duration REAL,
-            is_err INTEGER NOT NULL DEFAULT 0,
-            detail TEXT NOT NULL DEFAULT '[]'
-        )""",
-        "CREATE INDEX IF NOT EXISTS ix_traces_run ON traces (run_id, time_ns)",
-        # Partial indexes: most rows have no parent and are not events, and cost nothing here.
-        "CREATE INDEX IF NOT EXISTS ix_traces_parent ON traces (parent_run_id)"
-        " WHERE parent_run_id != ''",
-        "CREATE INDEX IF NOT EXISTS ix_traces_events ON traces (run_id, scope)"
-        " WHERE kind = 'event'",
-        # Every field by name, with an ISO timestamp, for readers and people. A view rather than
-        # generated columns: SQLite computes generated columns on every INSERT, which tripled
-        # the cost of a row.
-        """CREATE VIEW IF NOT EXISTS trace_records AS SELECT
-            seq,
-            strftime('%Y-%m-%dT%H:%M:%S', time_ns / 1000000000, 'unixepoch')
-                || printf('.%06d+00:00', time_ns / 1000 % 1000000) AS timestamp,
-            record_id, time_ns, level, levelno, message, run_id,
-            NULLIF(parent_run_id, '') AS parent_run_id,
-            NULLIF(workflow_name, '') AS workflow_name,
-            NULLIF(job_name, '') AS job_name,
-            NULLIF(stage_name, '') AS stage_name,
-            kind,
-            NULLIF(scope, '') AS scope,
-            NULLIF(event, '') AS event,
-            NULLIF(status, '') AS status,
-            duration, is_err,
-"""
-        + _DETAIL
-        + """
-        FROM traces""",
-    ),
-}
-
 _INSERT_INTO = f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) VALUES "  # noqa: S608
 _ROW_MARKS = "(" + ",".join("?" for _ in INSERT_COLUMNS) + ")"
 
@@ -178,10 +100,15 @@ class _Inserts:
         return out
 
 
-_NAN = float("nan")
-
-
 _detail_of = itemgetter(
+    F_LEVEL,
+    F_JOB_NAME,
+    F_STAGE_NAME,
+    F_SCOPE,
+    F_EVENT,
+    F_STATUS,
+    F_DURATION,
+    F_IS_ERR,
     F_FILENAME,
     F_LINENO,
     F_FUNC_NAME,
@@ -193,7 +120,7 @@ _detail_of = itemgetter(
     F_EXC_MESSAGE,
     F_EXC_TRACEBACK,
     F_EXTRAS,
-)
+)  # DETAIL_FIELDS, in order
 _decode = bytes.decode
 
 
@@ -201,9 +128,8 @@ def _params(batch: Sequence[RecordValues]) -> list[Any]:
     """The batch's rows as one flat list of INSERT_COLUMNS values, row after row.
 
     One loop over the batch, the detail column encoded through map (in C): the worker holds the
-    GIL for all of this. Missing text is stored as "" and a missing duration as NaN (which
-    SQLite keeps as NULL): the sqlite3 module binds None through its slow adaptation path,
-    which made a mostly-empty row cost four times as much. The store reads "" back as None.
+    GIL for all of this. Missing parent run id and workflow name are stored as "" (the sqlite3
+    module binds None through a slower path); the view gives them back as NULL.
     """
     try:
         details = list(map(_decode, map(orjson.dumps, map(_detail_of, batch))))
@@ -211,54 +137,17 @@ def _params(batch: Sequence[RecordValues]) -> list[Any]:
         details = [dumps(_detail_of(rec)).decode("utf-8") for rec in batch]
     params: list[Any] = []
     extend = params.extend
-    for (
-        time_ns,
-        level,
-        levelno,
-        message,
-        run_id,
-        parent_run_id,
-        workflow_name,
-        job_name,
-        stage_name,
-        _filename,
-        _lineno,
-        _func_name,
-        _process,
-        _thread,
-        _host,
-        record_id,
-        is_err,
-        _extras,
-        _exc_type,
-        _exc_message,
-        _exc_traceback,
-        kind,
-        scope,
-        event,
-        status,
-        duration,
-        _logger,
-        _size,
-    ), detail in zip(batch, details, strict=True):
+    for rec, detail in zip(batch, details, strict=True):
         extend(
             (
-                record_id,
-                time_ns,
-                level,
-                levelno,
-                message,
-                run_id,
-                parent_run_id or "",
-                workflow_name or "",
-                job_name or "",
-                stage_name or "",
-                kind,
-                scope or "",
-                event or "",
-                status or "",
-                _NAN if duration is None else duration,
-                1 if is_err else 0,
+                rec[F_RECORD_ID],
+                rec[F_TIME_NS],
+                rec[F_LEVELNO],
+                rec[F_MESSAGE],
+                rec[F_RUN_ID],
+                rec[F_PARENT_RUN_ID] or "",
+                rec[F_WORKFLOW_NAME] or "",
+                rec[F_KIND],
                 detail,
             )
         )
@@ -279,23 +168,6 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     migrate(conn)
     return conn
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version >= SCHEMA_VERSION:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in _MIGRATIONS[target]:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class SQLiteExporter:

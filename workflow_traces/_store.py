@@ -203,7 +203,7 @@ class SQLiteStore(Store):
     """Reads the SQLite sink's database (read-only)."""
 
     def __init__(self, path: Path) -> None:
-        from ._sqlite import COLUMNS
+        from ._sqlite_schema import COLUMNS
 
         self.path = path
         self._columns = COLUMNS
@@ -221,7 +221,7 @@ class SQLiteStore(Store):
         return f"sqlite:{self.path}"
 
     def _to_record(self, row: tuple[Any, ...]) -> Record:
-        # The sink stores missing text as "" (see _sqlite._row): read it back as None.
+        # Version 1 databases stored missing text as "": read it back as None.
         d = {k: (None if v == "" else v) for k, v in zip(self._columns, row, strict=True)}
         d["is_err"] = bool(d["is_err"])
         if d["lineno"] == 0:
@@ -245,7 +245,7 @@ class SQLiteStore(Store):
         rows = self._conn.execute(_SUMMARY_SQL[where], args).fetchall()
         events: dict[str, list[tuple[str, int, float | None]]] = {}
         for run_id, event, time_ns, duration in self._conn.execute(
-            "SELECT run_id, event, time_ns, duration FROM traces"
+            "SELECT run_id, event, time_ns, duration FROM trace_records"
             " WHERE kind = 'event' AND scope = 'workflow' ORDER BY time_ns, seq"
         ):
             events.setdefault(run_id, []).append((event, time_ns, duration))

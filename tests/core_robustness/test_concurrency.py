@@ -62,7 +62,7 @@ def test_sixteen_threads_times_ten_thousand(tmp_path: Path) -> None:
     # Each thread's records carry its own scope, and arrive in that thread's order.
     with sqlite3.connect(tmp_path / "traces.db") as conn:
         rows = conn.execute(
-            "SELECT job_name, message FROM traces WHERE run_id = 'threads' ORDER BY rowid"
+            "SELECT job_name, message FROM trace_records WHERE run_id = 'threads' ORDER BY seq"
         ).fetchall()
     conn.close()
     by_job: dict[str, list[str]] = {}

@@ -1,0 +1,149 @@
+"""The SQLite schema: a version-1 database is migrated to version 2 with every field kept, and
+the view gives every field by name. Real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from workflow_traces import get_trace, open_store
+from workflow_traces._sqlite_schema import COLUMNS, SCHEMA_VERSION, migrate
+
+_V1_ROWS = [
+    # A log line with stage names, extras and an exception.
+    {
+        "record_id": "p-1000000000000001",
+        "time_ns": 1_700_000_000_123_456_000,
+        "level": "ERROR",
+        "levelno": 40,
+        "message": "load failed",
+        "run_id": "old-run",
+        "parent_run_id": "",
+        "workflow_name": "nightly",
+        "job_name": "load",
+        "stage_name": "write",
+        "kind": "log",
+        "scope": "",
+        "event": "",
+        "status": "",
+        "duration": None,
+        "is_err": 1,
+        "detail": json.dumps(
+            [
+                "/srv/etl.py",
+                42,
+                "write",
+                123,
+                456,
+                "host-a",
+                "etl",
+                "ValueError",
+                "bad row",
+                "Traceback (most recent call last): ...",
+                {"rows": 3, "tags": ["a", "b"]},
+            ]
+        ),
+    },
+    # A workflow event with a duration and a parent run.
+    {
+        "record_id": "p-1000000000000002",
+        "time_ns": 1_700_000_001_000_000_000,
+        "level": "INFO",
+        "levelno": 20,
+        "message": "workflow 'nightly' succeeded in 1.000s",
+        "run_id": "old-run",
+        "parent_run_id": "parent-run",
+        "workflow_name": "nightly",
+        "job_name": "",
+        "stage_name": "",
+        "kind": "event",
+        "scope": "workflow",
+        "event": "succeeded",
+        "status": "succeeded",
+        "duration": 1.0,
+        "is_err": 0,
+        "detail": json.dumps([None, None, None, 123, 456, "host-a", None, None, None, None, None]),
+    },
+]
+
+
+def _make_v1(db: Path) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        migrate(conn, to=1)
+        cols = list(_V1_ROWS[0])
+        conn.executemany(
+            f"INSERT INTO traces ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [tuple(row[c] for c in cols) for row in _V1_ROWS],
+        )
+    finally:
+        conn.close()
+
+
+def test_a_version_1_database_is_migrated_with_every_field_kept(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    _make_v1(db)
+    before = open_store(db).get_run("old-run").records  # the store reads version 1 too
+
+    # The sink migrates the database when its worker first connects.
+    trace = get_trace("new-run", extras={"trace_type": "sqlite", "path": str(db)})
+    trace.info("after the migration")
+    trace.close()
+
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(traces)")]
+        assert "job_name" not in columns and "detail" in columns
+    finally:
+        conn.close()
+
+    store = open_store(db)
+    after = store.get_run("old-run").records
+    assert [r._asdict() for r in after] == [r._asdict() for r in before]
+    first, event = after
+    assert (first.level, first.job_name, first.stage_name, first.is_err) == (
+        "ERROR",
+        "load",
+        "write",
+        True,
+    )
+    assert (first.filename, first.lineno, first.func_name, first.logger) == (
+        "/srv/etl.py",
+        42,
+        "write",
+        "etl",
+    )
+    assert (first.exc_type, first.exc_message) == ("ValueError", "bad row")
+    assert first.extras == {"rows": 3, "tags": ["a", "b"]}
+    assert (event.kind, event.scope, event.event, event.status, event.duration) == (
+        "event",
+        "workflow",
+        "succeeded",
+        "succeeded",
+        1.0,
+    )
+    assert event.parent_run_id == "parent-run" and event.job_name is None
+    assert store.get_run("old-run").status == "succeeded"
+    assert [r.message for r in store.get_run("new-run").records] == ["after the migration"]
+
+
+def test_the_view_gives_every_record_field_by_name(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    trace = get_trace("view", extras={"trace_type": "sqlite", "path": str(db), "job_name": "j"})
+    trace.event("workflow", "started", name="wf")
+    trace.warning("careful")
+    trace.close()
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute("SELECT * FROM trace_records ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    assert set(COLUMNS) | {"seq", "timestamp"} == set(rows[0].keys())
+    started, warning = rows
+    assert (started["kind"], started["scope"], started["event"]) == ("event", "workflow", "started")
+    assert (warning["level"], warning["job_name"], warning["stage_name"]) == ("WARNING", "j", None)
+    assert warning["is_err"] == 0 and warning["parent_run_id"] is None
+    assert warning["timestamp"].endswith("+00:00")
