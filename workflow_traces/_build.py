@@ -112,7 +112,7 @@ def log_record_values(
     extras: dict[str, Any] | None,
 ) -> RecordValues:
     """:func:`from_log_record`'s values as a plain tuple, what our handlers queue (see
-    ``Trace._build`` for why)."""
+    ``Trace._record`` for why)."""
     d = lr.__dict__
     sc = _SCOPE.get()
     rec_extras = extras

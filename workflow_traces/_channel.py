@@ -58,7 +58,7 @@ Overflow = Literal["block", "drop"]
 #: (``wake_bytes``), so a run of huge messages wakes the worker before memory runs away.
 _BIG = 64 * 1024
 _new = tuple.__new__
-#: No record is estimated smaller than this (see Trace._build), which bounds a batch by bytes.
+#: No record is estimated smaller than this (see Trace._record), which bounds a batch by bytes.
 _MIN_SIZE = 256
 _NO_LIMIT = 1 << 62
 _size_of = itemgetter(-1)
@@ -411,7 +411,7 @@ class Channel:
                 if self._blocked:
                     self._place_blocked()
                 if batch:
-                    # Callers queue plain tuples of a record's values (see Trace._build).
+                    # Callers queue plain tuples of a record's values (see Trace._record).
                     self._export(batch if self._takes_values else [_new(Record, v) for v in batch])
                 if marker is not None:
                     with self._lock:

@@ -62,25 +62,28 @@ class ScopedTrace(MultiTrace):
         """A view over the same sinks for a scope inside this one."""
         return ScopedTrace(self, scope, record_extras=self.record_extras)
 
-    def _build(
+    def _record(
         self,
         levelno: int,
         message: Any,
         is_err: bool,
         exc: tuple[str | None, str | None, str | None] | None,
         depth: int,
+        queue: bool = True,
     ) -> RecordValues:
-        # One frame deeper than Trace._build expects: this override sits in between.
+        # One frame deeper than Trace._record expects: this override sits in between.
         if _SCOPE.get().run_id == self.run_id:
-            rec = Trace._build(self, levelno, message, is_err, exc, depth + 1)
+            rec = Trace._record(self, levelno, message, is_err, exc, depth + 1, False)
         else:
             token = _SCOPE.set(self.scope)
             try:
-                rec = Trace._build(self, levelno, message, is_err, exc, depth + 1)
+                rec = Trace._record(self, levelno, message, is_err, exc, depth + 1, False)
             finally:
                 _SCOPE.reset(token)
         if self.record_extras is not None:
             rec = (*rec[:_EXTRAS], self.record_extras, *rec[_EXTRAS + 1 :])
+        if queue:
+            self._queue(rec, levelno)
         return rec
 
     def close(self, timeout: float | None = 30.0) -> None:
