@@ -43,7 +43,7 @@ def _run(
         trace.info(f"{run_id} line {i}")
     if ties:
         # Records with the same time_ns: they read back in the order they were made.
-        base = as_record(trace._build(20, "tie", False, None, 1))
+        base = as_record(trace._record(20, "tie", False, None, 1, queue=False))
         now = time.time_ns()
         for i in range(ties):
             multi.dispatch(
