@@ -22,36 +22,18 @@ from ._encode import clean_text, dumps
 from ._errors import ConfigError
 from ._handler import BufferedHandler, check_positive
 from ._record import (
-    F_DURATION,
-    F_EVENT,
-    F_EXC_MESSAGE,
-    F_EXC_TRACEBACK,
-    F_EXC_TYPE,
-    F_EXTRAS,
-    F_FILENAME,
-    F_FUNC_NAME,
-    F_HOST,
-    F_IS_ERR,
-    F_JOB_NAME,
     F_KIND,
-    F_LEVEL,
     F_LEVELNO,
-    F_LINENO,
-    F_LOGGER,
     F_MESSAGE,
     F_PARENT_RUN_ID,
-    F_PROCESS,
     F_RECORD_ID,
     F_RUN_ID,
-    F_SCOPE,
-    F_STAGE_NAME,
-    F_STATUS,
-    F_THREAD,
     F_TIME_NS,
     F_WORKFLOW_NAME,
+    Record,
     RecordValues,
 )
-from ._sqlite_schema import COLUMNS, INSERT_COLUMNS, SCHEMA_VERSION, migrate
+from ._sqlite_schema import COLUMNS, DETAIL_FIELDS, INSERT_COLUMNS, SCHEMA_VERSION, migrate
 
 __all__ = [
     "COLUMNS",
@@ -100,27 +82,8 @@ class _Inserts:
         return out
 
 
-_detail_of = itemgetter(
-    F_LEVEL,
-    F_JOB_NAME,
-    F_STAGE_NAME,
-    F_SCOPE,
-    F_EVENT,
-    F_STATUS,
-    F_DURATION,
-    F_IS_ERR,
-    F_FILENAME,
-    F_LINENO,
-    F_FUNC_NAME,
-    F_PROCESS,
-    F_THREAD,
-    F_HOST,
-    F_LOGGER,
-    F_EXC_TYPE,
-    F_EXC_MESSAGE,
-    F_EXC_TRACEBACK,
-    F_EXTRAS,
-)  # DETAIL_FIELDS, in order
+#: A record's DETAIL_FIELDS, in order.
+_detail_of = itemgetter(*(Record._fields.index(name) for name in DETAIL_FIELDS))
 _decode = bytes.decode
 
 
