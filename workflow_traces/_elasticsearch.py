@@ -24,7 +24,6 @@ import logging
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ._channel import Overflow, RetryPolicy
 from ._diagnostics import report
@@ -33,6 +32,7 @@ from ._es_client import Connection, classify, parse_hosts, secret, status_of
 from ._es_schema import MAPPINGS, encode_actions
 from ._exporter import ExportResult
 from ._handler import BufferedHandler, check_positive
+from ._network import report_insecure_transport
 from ._record import Record
 from ._rest_payload import utf8_len
 from ._retry import DEFAULT_SPOOL_MAX_BYTES, NetworkRetryPolicy, PermanentError, RetryableError
@@ -46,7 +46,6 @@ __all__ = [
     "DEFAULT_INDEX",
     "ElasticsearchExporter",
     "ElasticsearchHandler",
-    "build_elasticsearch_handler",
     "check_index_name",
 ]
 
@@ -59,7 +58,6 @@ TEMPLATE_PRIORITY = 200
 # Ask only for what is read back: the per-item status and error.
 _FILTER_PATH = "errors,items.*.status,items.*.error"
 _BAD_INDEX_CHARS = set('\\/*?"<>| ,#:')
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def check_index_name(name: Any, field: str = "index_name") -> str:
@@ -428,55 +426,10 @@ class ElasticsearchHandler(BufferedHandler):
         self.max_retries = max_retries
         self.spool_dir = None if spool_dir is None else os.fspath(spool_dir)
         self.exporter = exporter
-        _warn_about_transport(connection, self.name)
-
-
-def _warn_about_transport(connection: Connection, name: str) -> None:
-    """Report (once) settings that weaken security: no certificate checks, or credentials
-    sent in clear text to a host other than this machine."""
-    https = any(h.startswith("https://") for h in connection.hosts)
-    if https and not connection.verify_certs:
-        report(
-            f"tls-off:{name}",
-            f"workflow-traces: sink {name} does not verify HTTPS certificates (verify_certs=False)",
+        report_insecure_transport(
+            self.name,
+            connection.hosts,
+            verify=connection.verify_certs,
+            verify_key="verify_certs",
+            has_secret=connection.password is not None or connection.api_key is not None,
         )
-    has_secret = connection.password is not None or connection.api_key is not None
-    plain = [h for h in connection.hosts if h.startswith("http://")]
-    if has_secret and any(urlsplit(h).hostname not in _LOOPBACK for h in plain):
-        report(
-            f"plain-http:{name}",
-            f"workflow-traces: sink {name} sends credentials over plain http",
-        )
-
-
-def build_elasticsearch_handler(
-    cfg: Any,
-    run_id: str,
-    parent_run_id: str | None,
-    extras: dict[str, Any],
-    common: dict[str, Any],
-) -> ElasticsearchHandler:
-    """The handler for a validated ElasticsearchConfig (``common`` holds the shared keys)."""
-    return ElasticsearchHandler(
-        run_id,
-        parent_run_id,
-        es_hosts=cfg.es_hosts,
-        index_name=cfg.index_name,
-        username=cfg.username,
-        password=cfg.password,
-        extras=extras,
-        timeout=cfg.timeout,
-        max_retries=cfg.max_retries,
-        api_key=cfg.api_key,
-        ca_certs=cfg.ca_certs,
-        verify_certs=cfg.verify_certs,
-        data_stream=cfg.data_stream,
-        http_compress=cfg.http_compress,
-        service_name=cfg.service_name,
-        manage_index=cfg.manage_index,
-        spool_dir=cfg.spool_dir,
-        spool_max_bytes=cfg.spool_max_bytes,
-        retry_base_delay=cfg.retry_base_delay,
-        retry_max_delay=cfg.retry_max_delay,
-        **common,
-    )

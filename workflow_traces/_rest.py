@@ -13,7 +13,6 @@ light.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
 import os
 import ssl
@@ -23,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ._channel import Overflow
-from ._diagnostics import report
 from ._errors import ConfigError
 from ._exporter import ExportResult
 from ._handler import BufferedHandler
+from ._network import report_insecure_transport
 from ._record import Record
 from ._retry import DEFAULT_SPOOL_MAX_BYTES, NetworkRetryPolicy, PermanentError, RetryableError
 
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
     from ._config import RestAPIConfig
     from ._rest_payload import Request
 
-__all__ = ["RestAPIHandler", "RestExporter", "build_rest_handler"]
+__all__ = ["RestAPIHandler", "RestExporter"]
 
 USER_AGENT = "workflow-traces/0.1.0"
 
@@ -201,16 +200,6 @@ def _secret(value: SecretStr | str | None) -> str | None:
 def _basic(username: str, password: str) -> str:
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _headers(cfg: RestAPIConfig, content_type: str) -> dict[str, str]:
@@ -426,30 +415,10 @@ class RestAPIHandler(BufferedHandler):
         self.timeout = cfg.timeout
         self.max_retries = cfg.max_retries
         self.spool_dir = cfg.spool_dir
-        if not cfg.verify and url.startswith("https"):
-            report(
-                f"tls-off:{name}",
-                f"workflow-traces: sink {name} does not verify HTTPS certificates (verify=False)",
-            )
-        has_secret = cfg.api_key or cfg.password or cfg.headers
-        if has_secret and url.startswith("http://") and not _is_loopback(url):
-            report(
-                f"plain-http:{name}",
-                f"workflow-traces: sink {name} sends credentials over plain http",
-            )
-
-
-def build_rest_handler(
-    cfg: RestAPIConfig,
-    run_id: str,
-    parent_run_id: str | None,
-    extras: dict[str, Any],
-    common: dict[str, Any],
-) -> RestAPIHandler:
-    """The handler for a validated RestAPIConfig (``common`` holds the keys every handler
-    type shares, and fail_silently)."""
-    own = cfg.model_dump(
-        exclude={"type", "buffer_size", "flush_interval", "queue_size", "overflow"}
-        | {"block_timeout", "level"}
-    )
-    return RestAPIHandler(run_id, parent_run_id, extras=extras, **own, **common)
+        report_insecure_transport(
+            name,
+            [url],
+            verify=cfg.verify,
+            verify_key="verify",
+            has_secret=bool(cfg.api_key or cfg.password or cfg.headers),
+        )
