@@ -52,7 +52,6 @@ import shutil
 import socket
 import ssl
 import threading
-import time
 from collections import deque
 from typing import Any
 
@@ -65,6 +64,7 @@ from ._es_routes import (
     RoutesMixin,
 )
 from ._es_tls import make_server_tls
+from ._serve import serve_until_interrupted
 
 __all__ = ["LocalElasticsearch", "LocalRequest", "main"]
 
@@ -280,13 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     ).start()
     sys.stdout.write(server.url + "\n")
     sys.stdout.flush()
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    serve_until_interrupted(server.stop)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ._serve import serve_until_interrupted
+
 __all__ = ["SERVICES", "LocalReceiver", "ReceivedRequest"]
 
 #: Each service's endpoint path and success status.
@@ -566,13 +568,7 @@ def main(argv: list[str] | None = None) -> None:
         args.service, port=args.port, delay=args.delay, keep_bodies=False, lean=args.lean
     )
     print(receiver.base_url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        receiver.stop()
+    serve_until_interrupted(receiver.stop)
 
 
 if __name__ == "__main__":
