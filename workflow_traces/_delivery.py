@@ -267,11 +267,14 @@ class Delivery:
                 continue
             ch._written += len(part) - len(result.retry) - result.rejected
             err = result.error or RuntimeError("export failed")
-            if result.rejected:
-                ch._fail(err, result.rejected)
             retry = list(result.retry)
             if not retry:
+                # The service answered: close the breaker before counting the rejected records,
+                # so health() never shows them failed while the breaker still reads open.
                 self.breaker.reset()
+            if result.rejected:
+                ch._fail(err, result.rejected)
+            if not retry:
                 continue
             last = err
             if policy.splits(err):
