@@ -9,12 +9,12 @@ scope that opened the sinks closes them when it ends.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ._context import _SCOPE, Scope
-from ._record import Record, RecordValues
-from ._trace import MultiTrace, Trace
+from ._record import Record, RecordValues, level_name
+from ._trace import ExcFields, MultiTrace, Trace, _LogCall
 
 _EXTRAS = Record._fields.index("extras")
 
@@ -26,6 +26,29 @@ _ACTIVE: ContextVar[ScopedTrace | None] = ContextVar("workflow_traces_active", d
 def active_trace() -> ScopedTrace | None:
     """The trace of the innermost workflow, job or stage scope in this thread or task."""
     return _ACTIVE.get()
+
+
+def _through_record(levelno: int) -> _LogCall:
+    """A level's log call that goes through ``ScopedTrace._record`` (Trace's own calls do the
+    work in place, see ``_log_call``)."""
+
+    def log(
+        self: Trace,
+        message: Any,
+        _is_err: bool = levelno >= 40,
+        _exc: ExcFields | None = None,
+        _depth: int = 1,
+        _queue: bool = True,
+    ) -> RecordValues | None:
+        if not _queue:
+            return self._record(levelno, message, _is_err, _exc, _depth + 1, False)
+        if levelno >= self.level:
+            self._record(levelno, message, _is_err, _exc, _depth + 1)
+        return None
+
+    log.__name__ = level_name(levelno).lower()
+    log.__qualname__ = f"ScopedTrace.{log.__name__}"
+    return log
 
 
 class ScopedTrace(MultiTrace):
@@ -57,6 +80,13 @@ class ScopedTrace(MultiTrace):
         self.scope = scope
         #: Replaces the handler's record extras (a nested workflow's own extras), or None.
         self.record_extras = record_extras
+
+    if not TYPE_CHECKING:  # Trace's own calls would skip this class's _record
+        debug = _through_record(10)
+        info = _through_record(20)
+        warning = _through_record(30)
+        error = _through_record(40)
+        critical = _through_record(50)
 
     def child(self, scope: Scope) -> ScopedTrace:
         """A view over the same sinks for a scope inside this one."""

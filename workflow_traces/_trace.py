@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from time import time_ns
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import ParseResult, urlparse
 
 from . import _record
@@ -32,6 +33,106 @@ H = TypeVar("H", bound=logging.Handler)
 _new = tuple.__new__
 _getframe = sys._getframe
 _scope_get = _SCOPE.get
+
+ExcFields = tuple[str | None, str | None, str | None]
+
+
+#: A level's log call: (trace, message, _is_err, _exc, _depth, _queue) -> the record's values
+#: without _queue, None with it.
+_LogCall = Callable[..., Any]
+
+
+def _log_call(levelno: int) -> _LogCall:
+    """The log call of one level: ``Trace.info`` and its siblings are made here.
+
+    A call's whole work is one function, with the level's number and name bound in it: each
+    Python call level costs the caller several percent (measured: building and queueing in
+    separate calls cost 7% more, and a level method calling a shared builder another 8%).
+    The leading-underscore arguments are for ``Trace._record``, the other paths' way in: with
+    ``_queue=False`` the call returns the record's values and queues nothing.
+
+    It builds a record's values as a plain tuple in ``Record``'s field order and, with
+    ``_queue``, appends it to every sink whose level admits it (offer_all's loop, inlined for
+    the same reason). Sinks' buffers hold plain tuples: the garbage collector stops tracking a
+    tuple of plain values, but never a tuple subclass, and re-scanning every queued Record cost
+    the caller more than building it. Workers index the tuples, or make Records (``as_record``).
+    A level below the trace's queues nothing.
+    """
+    level = level_name(levelno)
+
+    def log(
+        self: Trace,
+        message: Any,
+        _is_err: bool = levelno >= 40,
+        _exc: ExcFields | None = None,
+        _depth: int = 1,
+        _queue: bool = True,
+    ) -> RecordValues | None:
+        if _queue and levelno < self.level:
+            return None
+        frame = _getframe(_depth)
+        code = frame.f_code
+        sc = _scope_get()
+        names = self._names
+        if type(message) is not str:
+            message = _text(message)
+        exc_type, exc_message, exc_tb = _exc or (None, None, None)
+        rec = (
+            time_ns(),
+            level,
+            levelno,
+            message,
+            self.run_id,
+            self.parent_run_id,
+            sc[0] or names[0],  # the scope's workflow, job and stage names
+            sc[1] or names[1],
+            sc[2] or names[2],
+            code.co_filename,
+            frame.f_lineno,
+            code.co_name,
+            _record._pid,
+            get_ident(),
+            _record._host or host_name(),
+            _record._id_prefix + str(next(_record._ids)),
+            _is_err,
+            self._record_extras,
+            exc_type,
+            exc_message,
+            exc_tb,
+            "log",
+            None,
+            None,
+            None,
+            None,
+            None,
+            len(message) + 256,
+        )
+        if not _queue:
+            return rec
+        try:
+            small = rec[-1] < _BIG
+            for lvl, ch in self.handler._targets:
+                if levelno >= lvl:
+                    dq = ch._dq
+                    if small and len(dq) < ch._wake_records:
+                        dq.append(rec)
+                    else:
+                        ch.offer(rec)
+        except TraceClosedError:
+            if not self.handler.fail_silently:
+                raise
+            self.handler._logged_after_close(as_record(rec))
+        return None
+
+    log.__name__ = level.lower()
+    log.__qualname__ = f"Trace.{log.__name__}"
+    log.__doc__ = f"Log ``message`` at {level}."
+    if len(_LOG_CALLS) < 64:  # the named levels, and a few custom ones through writer()
+        _LOG_CALLS[levelno] = log
+    return log
+
+
+_LOG_CALLS: dict[int, _LogCall] = {}
 
 
 class Trace:
@@ -71,72 +172,18 @@ class Trace:
         levelno: int,
         message: Any,
         is_err: bool,
-        exc: tuple[str | None, str | None, str | None] | None,
+        exc: ExcFields | None,
         depth: int,
         queue: bool = True,
     ) -> RecordValues:
         """Build a record's values, a plain tuple in ``Record``'s field order, and with
         ``queue`` put it on every sink whose level admits it. ``depth`` counts the frames from
-        here to the user's call.
-
-        A log call's whole work in one function, which ``info`` and its siblings call directly:
-        each Python call level costs the caller a few percent (measured: this layout is 7%
-        cheaper than building and queueing in separate calls). Sinks' buffers hold plain
-        tuples: the garbage collector stops tracking a tuple of plain values, but never a tuple
-        subclass, and re-scanning every queued Record cost the caller more than building it.
-        Workers index the tuples, or make Records (see ``as_record``)."""
-        frame = _getframe(depth)
-        code = frame.f_code
-        sc = _scope_get()
-        names = self._names
-        if type(message) is not str:
-            message = _text(message)
-        exc_type, exc_message, exc_tb = exc or (None, None, None)
-        rec = (
-            time_ns(),
-            _NAMES.get(levelno) or level_name(levelno),
-            levelno,
-            message,
-            self.run_id,
-            self.parent_run_id,
-            sc[0] or names[0],  # the scope's workflow, job and stage names
-            sc[1] or names[1],
-            sc[2] or names[2],
-            code.co_filename,
-            frame.f_lineno,
-            code.co_name,
-            _record._pid,
-            get_ident(),
-            _record._host or host_name(),
-            _record._id_prefix + str(next(_record._ids)),
-            is_err,
-            self._record_extras,
-            exc_type,
-            exc_message,
-            exc_tb,
-            "log",
-            None,
-            None,
-            None,
-            None,
-            None,
-            len(message) + 256,
-        )
+        here to the user's call. The paths other than ``info`` and its siblings come here: the
+        work is the level's log call (see ``_log_call``), one frame further down."""
+        call = _LOG_CALLS.get(levelno) or _log_call(levelno)
+        rec: RecordValues = call(self, message, is_err, exc, depth + 1, False)
         if queue:
-            try:
-                # offer_all's loop, inlined for the same reason.
-                small = rec[-1] < _BIG
-                for lvl, ch in self.handler._targets:
-                    if levelno >= lvl:
-                        dq = ch._dq
-                        if small and len(dq) < ch._wake_records:
-                            dq.append(rec)
-                        else:
-                            ch.offer(rec)
-            except TraceClosedError:
-                if not self.handler.fail_silently:
-                    raise
-                self.handler._logged_after_close(as_record(rec))
+            self._queue(rec, levelno)
         return rec
 
     def _queue(self, rec: RecordValues, levelno: int) -> None:
@@ -152,25 +199,20 @@ class Trace:
         if levelno >= self.level:
             self._record(levelno, message, is_err or levelno >= 40, exc, 3)
 
-    def debug(self, message: Any) -> None:
-        if self.level <= 10:
-            self._record(10, message, False, None, 2)
+    if TYPE_CHECKING:  # what type checkers see; the calls are made by _log_call
 
-    def info(self, message: Any) -> None:
-        if self.level <= 20:
-            self._record(20, message, False, None, 2)
+        def debug(self, message: Any) -> None: ...
+        def info(self, message: Any) -> None: ...
+        def warning(self, message: Any) -> None: ...
+        def error(self, message: Any) -> None: ...
+        def critical(self, message: Any) -> None: ...
 
-    def warning(self, message: Any) -> None:
-        if self.level <= 30:
-            self._record(30, message, False, None, 2)
-
-    def error(self, message: Any) -> None:
-        if self.level <= 40:
-            self._record(40, message, True, None, 2)
-
-    def critical(self, message: Any) -> None:
-        if self.level <= 50:
-            self._record(50, message, True, None, 2)
+    else:
+        debug = _log_call(10)
+        info = _log_call(20)
+        warning = _log_call(30)
+        error = _log_call(40)
+        critical = _log_call(50)
 
     def exception(self, message: Any) -> None:
         """Log at ERROR with the exception being handled, its type, message and traceback."""
@@ -333,9 +375,6 @@ class Trace:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} run_id={self.run_id!r} handlers={self.handler_types}>"
-
-
-_NAMES = {number: name for name, number in _record.LEVELS.items()}
 
 
 def _text(message: Any) -> str:

@@ -1,0 +1,91 @@
+"""Every way of logging names the user's own line: the level methods (made per level, see
+``_trace._log_call``), ``writer``, ``exception``, ``event``, the async twins, and the same on the
+trace a workflow scope hands out (``ScopedTrace``, whose calls go through its own ``_record``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from workflow_traces.integrations.plain import stage, workflow
+
+from workflow_traces import open_store
+
+
+def _here() -> int:
+    """The line number of the caller's line."""
+    return sys._getframe(1).f_lineno
+
+
+def _log_every_way(trace: Any) -> list[tuple[str, int | None]]:
+    """Log once through each way in; the (message, line) of each, in order."""
+    lines: list[tuple[str, int | None]] = []
+    for name in ("debug", "info", "warning", "error", "critical"):
+        assert getattr(trace, name)(name) is None
+        lines.append((name, _here() - 1))
+    trace.writer("writer", "info")
+    lines.append(("writer", _here() - 1))
+    trace.writer("custom", 25)
+    lines.append(("custom", _here() - 1))
+    try:
+        raise KeyError("boom")
+    except KeyError:
+        trace.exception("exception")
+        lines.append(("exception", _here() - 1))
+
+    async def in_a_task() -> None:
+        await trace.ainfo("ainfo")
+        lines.append(("ainfo", _here() - 1))
+        await trace.awriter("awriter", "warning")
+        lines.append(("awriter", _here() - 1))
+
+    asyncio.run(in_a_task())
+    trace.event("stage", "started", name="s1")
+    lines.append(("stage 's1' started", _here() - 1))
+    return lines
+
+
+def _check(records: list[Any], lines: list[tuple[str, int | None]]) -> None:
+    mine = [r for r in records if r.message in dict(lines)]
+    assert [(r.message, r.lineno) for r in mine] == lines
+    assert {r.filename for r in mine} == {__file__}
+    funcs = {"ainfo": "in_a_task", "awriter": "in_a_task"}
+    assert [r.func_name for r in mine] == [funcs.get(m, "_log_every_way") for m, _ in lines]
+
+
+def test_a_trace_names_the_line_of_every_call(multi: Any, tmp_path: Path) -> None:
+    trace = multi("sites-1")
+    lines = _log_every_way(trace)
+    trace.close()
+    levels = {
+        r.message: r.level for r in open_store(tmp_path / "traces.db").get_run("sites-1").records
+    }
+    assert levels["custom"] == "Level 25" and levels["critical"] == "CRITICAL"
+    for location in (tmp_path / "files", tmp_path / "traces.db"):
+        _check(open_store(location).get_run("sites-1").records, lines)
+
+
+def test_a_scoped_trace_names_the_line_and_stamps_its_scope(tmp_path: Path) -> None:
+    sinks = {
+        "trace_type": "multi",
+        "handlers": [
+            {"type": "file", "path": str(tmp_path / "files")},
+            {"type": "sqlite", "path": str(tmp_path / "traces.db")},
+        ],
+    }
+    with workflow("wf", run_id="sites-2", **sinks) as wf_trace, stage("st") as trace:
+        assert type(trace).__name__ == "ScopedTrace"
+        lines = _log_every_way(trace)
+        wf_trace.info("from the workflow's trace")
+    for location in (tmp_path / "files", tmp_path / "traces.db"):
+        records = open_store(location).get_run("sites-2").records
+        _check(records, lines)
+        logs = [r for r in records if r.message in dict(lines) and r.kind == "log"]
+        assert len(logs) == len(lines) - 1  # all but the event, which names its own stage
+        assert {(r.workflow_name, r.stage_name) for r in logs} == {("wf", "st")}
+        outer = [r for r in records if r.message == "from the workflow's trace"]
+        assert [(r.stage_name, r.func_name) for r in outer] == [
+            ("st", "test_a_scoped_trace_names_the_line_and_stamps_its_scope")
+        ]
