@@ -155,7 +155,7 @@ def log_record_values(
         lr.process or _record._pid,
         lr.thread or get_ident(),
         _record._host or host_name(),
-        _record._id_prefix + str(next(_record._ids)),
+        next(_record._ids),  # the record id, made whole off this thread (see _record)
         levelno >= 40,
         rec_extras,
         exc_type,

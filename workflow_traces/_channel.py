@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._diagnostics import report
 from ._errors import TraceClosedError
 from ._exporter import Exporter, ExportResult
-from ._record import Record, RecordValues
+from ._record import RecordValues, as_record
 
 if TYPE_CHECKING:
     from ._delivery import Delivery
@@ -412,7 +412,7 @@ class Channel:
                     self._place_blocked()
                 if batch:
                     # Callers queue plain tuples of a record's values (see Trace._record).
-                    self._export(batch if self._takes_values else [_new(Record, v) for v in batch])
+                    self._export(batch if self._takes_values else list(map(as_record, batch)))
                 if marker is not None:
                     with self._lock:
                         self._markers -= 1

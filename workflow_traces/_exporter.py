@@ -33,7 +33,8 @@ class Exporter(Protocol):
 
     # Optional class attributes the worker reads:
     #   takes_values: bool = False - batches hold plain tuples of a record's values, indexed
-    #       with the F_* positions of ``_record``, instead of Records;
+    #       with the F_* positions of ``_record``, instead of Records; a tuple's record id may
+    #       be its counter alone, an int (see "Record ids" in ``_record``);
     #   group: int = 1 - a backlog is handed over up to this many batches at a time.
 
     def export(self, batch: Sequence[Record]) -> ExportResult | None:

@@ -4,8 +4,9 @@ Layout under ``path``::
 
     run_id=<encoded run id>/
         traces.jsonl     every record (what open_store reads): a header line
-                         {"format": "workflow-traces", "version": 1, "fields": [...]}, then one
-                         JSON array a record, its values in the order the header names
+                         {"format": "workflow-traces", "version": 2, "fields": [...]}, then
+                         batches: a line {"id_prefix": "..."}, then one JSON array a record,
+                         its values in the order the header names
         stdout.txt       readable lines below ERROR
         stderr.txt       readable lines at ERROR and above, and writer(..., is_err=True)
 
@@ -28,6 +29,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
+from . import _record
 from ._channel import Overflow
 from ._encode import clean_text, dumps
 from ._errors import ConfigError, UnsafeRunIdError
@@ -40,6 +42,7 @@ from ._record import (
     F_LEVEL,
     F_LINENO,
     F_MESSAGE,
+    F_RECORD_ID,
     F_RUN_ID,
     F_STAGE_NAME,
     F_TIME_NS,
@@ -203,7 +206,9 @@ class _RunFiles:
 
 #: The fields of each array in traces.jsonl, in order.
 RECORD_FIELDS: tuple[str, ...] = Record._fields[:-1]  # all but the in-memory size estimate
-HEADER = dumps({"format": "workflow-traces", "version": 1, "fields": list(RECORD_FIELDS)})
+#: Version 2: a record id may be a number, the counter part of an id whose prefix the latest
+#: ``{"id_prefix": ...}`` line gives (each batch starts with one). Version 1 held whole ids.
+HEADER = dumps({"format": "workflow-traces", "version": 2, "fields": list(RECORD_FIELDS)})
 
 
 def _write_all(fd: int, data: bytes, header: bytes = b"") -> None:
@@ -225,6 +230,8 @@ def read_records(path: Path) -> list[Record]:
     """The records in a traces.jsonl file, in file order. Lines that do not parse (a line cut
     short by SIGKILL) are skipped."""
     fields: tuple[str, ...] = RECORD_FIELDS
+    at: int | None = F_RECORD_ID
+    prefix = ""
     records: list[Record] = []
     with open(path, "rb") as fh:
         for line in fh:
@@ -234,11 +241,16 @@ def read_records(path: Path) -> list[Record]:
                 continue
             if isinstance(value, list):
                 try:
+                    if at is not None and type(value[at]) is int:
+                        value[at] = prefix + str(value[at])
                     records.append(_from_values(fields, value))
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, IndexError):
                     continue
+            elif isinstance(value, dict) and "id_prefix" in value:
+                prefix = str(value["id_prefix"])
             elif isinstance(value, dict) and "fields" in value:
                 fields = tuple(value["fields"])
+                at = fields.index("record_id") if "record_id" in fields else None
     return records
 
 
@@ -256,19 +268,31 @@ _dumps = orjson.dumps
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
 
 
+def _id_prefix_line() -> bytes:
+    """The line that gives this process's record id prefix to the numbered ids after it."""
+    global _prefix_line
+    if _prefix_line[0] != _record._id_prefix:  # made once per process
+        _prefix_line = (_record._id_prefix, dumps({"id_prefix": _record._id_prefix}) + b"\n")
+    return _prefix_line[1]
+
+
+_prefix_line: tuple[str, bytes] = ("", b"")
+
+
 def _json_lines(recs: Sequence[RecordValues]) -> bytes:
-    """One JSON array per record, a line each. Arrays, not objects: several times cheaper to
-    encode on the worker.
+    """The id prefix line, then one JSON array per record, a line each. Arrays, not objects:
+    several times cheaper to encode on the worker. A plain tuple's record id is written as the
+    number it holds (see ``_record``), the prefix line makes it whole for the reader.
 
     Each line is appended to one buffer as soon as it is made. Joining a list of them instead
     kept thousands of orjson's results alive at once, and that cost five times the encoding.
     """
-    buf = bytearray()
+    buf = bytearray(_id_prefix_line())
     try:
         for rec in recs:
             buf += _dumps(rec[:-1], option=_NEWLINE)
     except (TypeError, RecursionError):  # odd extras: encode each record the safe way
-        buf = bytearray()
+        buf = bytearray(_id_prefix_line())
         for rec in recs:
             buf += dumps(rec[:-1]) + b"\n"
     return bytes(buf)

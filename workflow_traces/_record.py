@@ -125,9 +125,13 @@ _new = tuple.__new__
 
 
 def as_record(values: RecordValues) -> Record:
-    """The Record for a plain tuple of its values (a Record is returned as it is)."""
+    """The Record for a plain tuple of its values, its record id made whole (a plain tuple's
+    holds only its counter, see "Record ids" below); a Record is returned as it is."""
     if type(values) is Record:
         return values
+    if type(values[F_RECORD_ID]) is int:
+        n = F_RECORD_ID
+        values = (*values[:n], _id_prefix + str(values[n]), *values[n + 1 :])
     return _new(Record, values)
 
 
@@ -152,7 +156,10 @@ def level_name(levelno: int) -> str:
 
 
 # Record ids: a random per-process prefix and a counter. Unique across processes and hosts, cheap
-# to make (itertools.count is atomic under the GIL), and renewed in a forked child. The counter
+# to make (itertools.count is atomic under the GIL), and renewed in a forked child. The caller's
+# thread queues only the counter's value (an int): the sinks' workers join it to the prefix, or
+# write both for the reader to join (str() and + cost the caller a tenth of its time). A forked
+# child drops the parent's queued records, so the prefix a worker reads is its records'. The counter
 # starts at 10**15 so every id of a process has the same length and ids sort in the order they
 # were made: the SQLite sink's unique index then grows at its right edge instead of splitting
 # pages all over (a quarter of its insert cost).

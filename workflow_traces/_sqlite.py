@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from . import _record
 from ._channel import Overflow
 from ._encode import clean_text, dumps
 from ._errors import ConfigError
@@ -48,7 +49,10 @@ __all__ = [
 DEFAULT_SQLITE_PATH = "./logs/workflow_traces.db"
 BUSY_TIMEOUT_S = 30.0
 _INSERT_INTO = f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) VALUES "  # noqa: S608
-_ROW_MARKS = "(" + ",".join("?" for _ in INSERT_COLUMNS) + ")"
+#: A row's parameters: the record id in two parts, which SQLite joins (a queued record's id is
+#: this process's prefix and a counter, see ``_record``), then the other INSERT_COLUMNS.
+_ROW_MARKS = "(?||?," + ",".join("?" for _ in INSERT_COLUMNS[1:]) + ")"
+_WIDTH = len(INSERT_COLUMNS) + 1
 
 
 class _Inserts:
@@ -65,15 +69,15 @@ class _Inserts:
     """
 
     def __init__(self, rows: int, max_params: int) -> None:
-        most = max(1, min(rows, max_params // len(INSERT_COLUMNS)))
+        most = max(1, min(rows, max_params // _WIDTH))
         sizes = {most} | {1 << i for i in range(most.bit_length()) if 1 << i < most}
         self.sizes = sorted(sizes, reverse=True)
         self.sql = {n: _INSERT_INTO + ",".join([_ROW_MARKS] * n) for n in self.sizes}
 
     def statements(self, params: list[Any]) -> list[tuple[str, list[Any]]]:
-        """``params`` (rows of INSERT_COLUMNS values, flat) as (sql, parameters) pairs."""
+        """``params`` (rows of parameters, flat, see ``_params``) as (sql, parameters) pairs."""
         out: list[tuple[str, list[Any]]] = []
-        width = len(INSERT_COLUMNS)
+        width = _WIDTH
         start, total = 0, len(params) // width
         for n in self.sizes:
             while total - start >= n:
@@ -88,7 +92,9 @@ _decode = bytes.decode
 
 
 def _params(batch: Sequence[RecordValues]) -> list[Any]:
-    """The batch's rows as one flat list of INSERT_COLUMNS values, row after row.
+    """The batch's rows as one flat list of parameters, row after row: the record id's prefix
+    and rest, then the other INSERT_COLUMNS values. A record id that is whole (a Record's) goes
+    in with an empty prefix; a counter (a plain tuple's, see ``_record``) with this process's.
 
     One loop over the batch, the detail column encoded through map (in C): the worker holds the
     GIL for all of this. Missing parent run id and workflow name are stored as "" (the sqlite3
@@ -100,10 +106,13 @@ def _params(batch: Sequence[RecordValues]) -> list[Any]:
         details = [dumps(_detail_of(rec)).decode("utf-8") for rec in batch]
     params: list[Any] = []
     extend = params.extend
+    prefix = _record._id_prefix
     for rec, detail in zip(batch, details, strict=True):
+        rid = rec[F_RECORD_ID]
         extend(
             (
-                rec[F_RECORD_ID],
+                prefix if type(rid) is int else "",
+                rid,
                 rec[F_TIME_NS],
                 rec[F_LEVELNO],
                 rec[F_MESSAGE],

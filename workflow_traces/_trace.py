@@ -93,7 +93,7 @@ def _log_call(levelno: int) -> _LogCall:
             _record._pid,
             get_ident(),
             _record._host or host_name(),
-            _record._id_prefix + str(next(_record._ids)),
+            next(_record._ids),  # the record id, made whole off this thread (see _record)
             _is_err,
             self._record_extras,
             exc_type,

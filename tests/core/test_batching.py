@@ -130,13 +130,15 @@ def test_sqlite_statements_cover_every_batch_size_exactly_once(
     tmp_path: Path, rows: int, max_params: int
 ) -> None:
     inserts = _Inserts(rows, max_params)
-    most = min(rows, max_params // len(INSERT_COLUMNS))
+    width = len(INSERT_COLUMNS) + 1  # the record id is bound in two parts
+    most = min(rows, max_params // width)
     assert max(inserts.sizes) == most
     for n in [*range(1, 40), most - 1, most, most + 1, 3 * most + 5, 1600]:
-        flat = list(range(n * len(INSERT_COLUMNS)))
+        flat = list(range(n * width))
         statements = inserts.statements(flat)
         assert [v for _, params in statements for v in params] == flat
-        assert all(sql.count("(?") * len(INSERT_COLUMNS) == len(p) for sql, p in statements)
+        assert all(sql.count("(?") * width == len(p) == sql.count("?") for sql, p in statements)
+        assert all(len(p) <= max_params for _, p in statements)
         assert len({sql for sql, _ in statements}) <= len(inserts.sizes)
 
 

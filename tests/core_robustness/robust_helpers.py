@@ -51,12 +51,14 @@ def record_ids(location: Path | str, run_id: str) -> Counter[str]:
 
 def raw_file_ids(run_folder: Path) -> Counter[str]:
     """Record ids counted straight from a run folder's traces.jsonl, duplicates included (the
-    store drops repeated ids when reading). Reads both layouts: one JSON object a line, or a
-    header line naming the fields followed by one JSON array a record."""
+    store drops repeated ids when reading). Reads every layout: one JSON object a line, or a
+    header line naming the fields followed by one JSON array a record, whose id is whole
+    (version 1) or a number that the latest id_prefix line completes (version 2)."""
     import orjson
 
     counts: Counter[str] = Counter()
     index: int | None = None
+    prefix: str | None = None
     with open(run_folder / "traces.jsonl", "rb") as fh:
         for line in fh:
             if not line.strip():
@@ -64,11 +66,17 @@ def raw_file_ids(run_folder: Path) -> Counter[str]:
             value = orjson.loads(line)
             if isinstance(value, dict) and "fields" in value:
                 index = value["fields"].index("record_id")
+            elif isinstance(value, dict) and "id_prefix" in value:
+                prefix = value["id_prefix"]  # version 2: numbered ids after it take this prefix
             elif isinstance(value, dict):
                 counts[value["record_id"]] += 1
             else:
                 assert index is not None, "a record line before the header"
-                counts[value[index]] += 1
+                rid = value[index]
+                if isinstance(rid, int):
+                    assert prefix is not None, "a numbered record id before any id_prefix line"
+                    rid = f"{prefix}{rid}"
+                counts[rid] += 1
     return counts
 
 
