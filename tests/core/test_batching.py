@@ -130,7 +130,7 @@ def test_sqlite_statements_cover_every_batch_size_exactly_once(
     tmp_path: Path, rows: int, max_params: int
 ) -> None:
     inserts = _Inserts(rows, max_params)
-    width = len(INSERT_COLUMNS) + 1  # the record id is bound in two parts
+    width = len(INSERT_COLUMNS)
     most = min(rows, max_params // width)
     assert max(inserts.sizes) == most
     for n in [*range(1, 40), most - 1, most, most + 1, 3 * most + 5, 1600]:
