@@ -13,7 +13,7 @@ from urllib.parse import ParseResult, urlparse
 from . import _record
 from ._build import exception_fields, name_defaults, user_extras
 from ._channel import _BIG, SinkHealth, offer_all
-from ._context import _SCOPE
+from ._context import _EMPTY, _SCOPE
 from ._diagnostics import report
 from ._errors import TraceClosedError
 from ._multi import MultiHandler
@@ -73,7 +73,11 @@ def _log_call(levelno: int) -> _LogCall:
         frame = _getframe(_depth)
         code = frame.f_code
         sc = _scope_get()
-        names = self._names
+        if sc is _EMPTY:
+            wf, job, stage = self._names
+        else:  # the scope's workflow, job and stage names, or the trace's
+            names = self._names
+            wf, job, stage = sc[0] or names[0], sc[1] or names[1], sc[2] or names[2]
         if type(message) is not str:
             message = _text(message)
         exc_type, exc_message, exc_tb = _exc or (None, None, None)
@@ -84,9 +88,9 @@ def _log_call(levelno: int) -> _LogCall:
             message,
             self.run_id,
             self.parent_run_id,
-            sc[0] or names[0],  # the scope's workflow, job and stage names
-            sc[1] or names[1],
-            sc[2] or names[2],
+            wf,
+            job,
+            stage,
             code.co_filename,
             frame.f_lineno,
             code.co_name,
