@@ -1,0 +1,45 @@
+"""The readable lines of the file sink, checked against lines made here, the plain way, from the
+records the SQLite store holds: every record's date to the microsecond, level, names, message
+and call site, while consecutive records change names, levels and call sites."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workflow_traces import open_store, trace_scope
+from workflow_traces._file import _text
+
+
+def _expected(rec: Any) -> str:
+    when = datetime.fromtimestamp(rec.time_ns // 1000 / 1e6, UTC)
+    names = "/".join(n for n in (rec.workflow_name, rec.job_name, rec.stage_name) if n)
+    where = f" ({Path(rec.filename).name}:{rec.lineno})"
+    head = f"{when:%Y-%m-%d %H:%M:%S}.{rec.time_ns // 1000 % 1_000_000:06d} ({rec.run_id})"
+    return f"{head} [{rec.level}] " + (f"{names}: " if names else "") + rec.message + where
+
+
+def test_text_lines_match_the_records(multi: Any, tmp_path: Path) -> None:
+    trace = multi("text-1", workflow_name="wf")
+    other = multi("text-1", workflow_name="other")  # same run, other names
+    for i in range(300):
+        if i % 7 == 0:
+            with trace_scope(job_name="j", stage_name=f"s{i % 3}"):
+                trace.info(f"scoped {i}")
+        elif i % 5 == 0:
+            trace.warning(f"warned {i}")
+        elif i % 11 == 0:
+            other.info(f"other {i}")
+        else:
+            trace.debug(f"plain {i}")
+        trace.info(f"second site {i}")
+    other.close()
+    trace.close()
+    records = open_store(tmp_path / "traces.db").get_run("text-1").records
+    assert len(records) == 600
+    text = (tmp_path / "files" / "run_id=text-1" / "stdout.txt").read_text().splitlines()
+    assert sorted(text) == sorted(_expected(r) for r in records)
+    # Microseconds below 100000 keep their leading zeros.
+    early = records[0]._replace(time_ns=1_767_225_600_000_006_999)
+    assert _text([tuple(early)]).startswith("2026-01-01 00:00:00.000006 (text-1) ")
