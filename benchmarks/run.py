@@ -68,20 +68,37 @@ def rss_kib() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def baseline(tmp: Path, rep: int = 0) -> tuple[float, float]:
-    logger = logging.getLogger(f"bench.baseline.{rep}")
+def baseline(tmp: Path, rep: int = 0, threads: int = 1) -> tuple[float, float]:
+    logger = logging.getLogger(f"bench.baseline.{threads}.{rep}")
     logger.propagate = False
     logger.setLevel(logging.DEBUG)
-    handler = logging.FileHandler(tmp / f"baseline-{rep}.log")
+    handler = logging.FileHandler(tmp / f"baseline-{threads}-{rep}.log")
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
     logger.addHandler(handler)
+    per_thread = N // threads
+
+    def work() -> None:
+        for i in range(per_thread):
+            logger.info("processing item %d", i)
+
     start = time.perf_counter()
-    for i in range(N):
-        logger.info("processing item %d", i)
+    run_threads(work, threads)
     elapsed = time.perf_counter() - start
     handler.close()
     logger.removeHandler(handler)
-    return elapsed / N * 1e6, N / elapsed
+    return elapsed / (per_thread * threads) * 1e6, per_thread * threads / elapsed
+
+
+def run_threads(work: Callable[[], None], threads: int) -> None:
+    """``work`` on this thread, or on ``threads`` threads at once."""
+    if threads == 1:
+        work()
+        return
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
 
 
 def extras_for(kind: str, tmp: Path, folder: str) -> dict[str, object]:
@@ -108,16 +125,8 @@ def through_trace(kind: str, tmp: Path, threads: int = 1, rep: int = 0) -> tuple
 
     gc.collect()
     start = time.perf_counter()
-    if threads == 1:
-        work()
-        caller = time.perf_counter() - start
-    else:
-        pool = [threading.Thread(target=work) for _ in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-        caller = time.perf_counter() - start
+    run_threads(work, threads)
+    caller = time.perf_counter() - start
     trace.flush()
     total = time.perf_counter() - start
     trace.close()
@@ -239,6 +248,15 @@ def main() -> None:
                 base,
             )
         )
+        # For information, like against like: the baseline itself with THREADS threads.
+        rows.append(
+            paired(
+                tmp,
+                f"(a) the baseline, {THREADS} threads",
+                lambda r: baseline(tmp, 1000 + r, THREADS),
+                base,
+            )
+        )
         print(f"{'':50} {'caller us/rec':>14} {'ratio':>7} {'end-to-end rec/s':>17} {'ratio':>7}")
         for row in rows:
             us, us_ratio, rate, rate_ratio = row.figures()
@@ -246,6 +264,11 @@ def main() -> None:
         print()
         for verdict in verdicts(rows):
             print(verdict)
+        threaded, base_threaded = rows[4].figures()[0], rows[6].figures()[0]
+        print(
+            f"  (for information: (d) with {THREADS} threads against the baseline with "
+            f"{THREADS} threads: {threaded / base_threaded:.3f})"
+        )
         growth = memory_growth(tmp)
         print(
             f"\nlargest memory growth while 1,000,000 records pass (file + SQLite): "
