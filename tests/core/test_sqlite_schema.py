@@ -147,3 +147,23 @@ def test_the_view_gives_every_record_field_by_name(tmp_path: Path) -> None:
     assert (warning["level"], warning["job_name"], warning["stage_name"]) == ("WARNING", "j", None)
     assert warning["is_err"] == 0 and warning["parent_run_id"] is None
     assert warning["timestamp"].endswith("+00:00")
+
+
+def test_a_new_database_gets_16k_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old)
+    conn.execute("CREATE TABLE unrelated (x)")  # fixes the default 4 KiB page size
+    conn.close()
+    for path in (tmp_path / "new.db", old):
+        trace = get_trace("pages-1", extras={"trace_type": "sqlite", "path": str(path)})
+        for i in range(100):
+            trace.info(f"line {i}")
+        trace.close()
+        assert len(open_store(path).get_run("pages-1").records) == 100
+    sizes = {}
+    for path in (tmp_path / "new.db", old):
+        conn = sqlite3.connect(path)
+        sizes[path.name] = conn.execute("PRAGMA page_size").fetchone()[0]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+    assert sizes == {"new.db": 16384, "old.db": 4096}
