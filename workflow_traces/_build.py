@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _record
 from ._context import _SCOPE
-from ._record import Record, RecordValues, get_ident, host_name
+from ._record import Record, RecordValues, as_record, get_ident, host_name
 
 __all__ = [
     "CONFIG_KEYS",
@@ -20,7 +20,6 @@ __all__ = [
     "user_extras",
 ]
 
-_new = tuple.__new__
 
 #: Keys of ``extras`` that configure tracing rather than describe the run; they are not copied
 #: into each record's extras.
@@ -101,7 +100,7 @@ def from_log_record(
 ) -> Record:
     """A Record from a stdlib LogRecord. Stamps come from the LogRecord's own ``extra``, then the
     active scope, then the handler's defaults."""
-    return _new(Record, log_record_values(lr, run_id, parent_run_id, names, extras))
+    return as_record(log_record_values(lr, run_id, parent_run_id, names, extras))
 
 
 def log_record_values(

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from workflow_traces import open_store
+from workflow_traces._build import from_log_record
 from workflow_traces._file import RECORD_FIELDS, read_records
 from workflow_traces.testing import capture_traces
 
@@ -103,3 +104,10 @@ def test_the_reader_joins_each_number_to_the_latest_prefix(tmp_path: Path) -> No
     v1 = [{**header, "version": 1}, _array("p-1000000000000001", "old")]
     old.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in v1))
     assert [r.record_id for r in read_records(old)] == ["p-1000000000000001"]
+
+
+def test_a_record_made_from_a_log_record_has_a_whole_id() -> None:
+    # The Prefect adapter's way in: it makes Records from LogRecords and dispatches them.
+    lr = logging.LogRecord("test.ids", logging.INFO, __file__, 1, "hello %s", ("you",), None)
+    rec = from_log_record(lr, "run", None, (None, None, None), None)
+    assert WHOLE.fullmatch(rec.record_id) and rec.message == "hello you"
