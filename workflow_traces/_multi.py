@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._build import log_record_values, name_defaults, user_extras
-from ._channel import Channel, SinkHealth, Tap, exiting, flush_all, offer_all
+from ._channel import Channel, SinkHealth, Tap, Target, exiting, flush_all, offer_all, target
 from ._diagnostics import is_ignored, report
 from ._errors import ConfigError, SinkError, TraceClosedError
 from ._handler import BufferedHandler, ForeignHandlerExporter
@@ -19,8 +19,6 @@ from ._record import Record, RecordValues, as_record
 __all__ = ["MultiHandler"]
 
 H = TypeVar("H", bound=logging.Handler)
-
-Target = tuple[int, Any]
 
 
 #: In-memory taps that every MultiHandler made while they are set also feeds (see
@@ -73,7 +71,7 @@ class MultiHandler(logging.Handler):
         self._record_extras = user_extras(self.extras)
         self.handlers: list[logging.Handler] = []
         self._channels: dict[int, Channel] = {}
-        #: (level, Channel or Tap) per sink: what ``offer_all`` takes.
+        #: (level, buffer, Channel or Tap) per sink: what ``offer_all`` takes.
         self._targets: tuple[Target, ...] = ()
         self._closed = False
         self._after_close = 0
@@ -124,14 +122,14 @@ class MultiHandler(logging.Handler):
 
     def _rebuild(self) -> None:
         if self._closed:
-            self._targets = ((0, _Closed(self)),)
+            self._targets = (target(0, _Closed(self)),)
         else:
             # Our handlers tell us when their level changes (see BufferedHandler.setLevel); any
             # other handler's level is checked on its worker, when the record is written.
             self._targets = tuple(
-                (h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
+                target(h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
                 for h in self.handlers
-            ) + tuple((0, tap) for tap in TAPS)
+            ) + tuple(target(0, tap) for tap in TAPS)
 
     def add_handler(self, handler: logging.Handler) -> None:
         """Start sending records to ``handler`` too."""
@@ -179,7 +177,7 @@ class MultiHandler(logging.Handler):
     def dispatch(self, rec: Record) -> None:
         """Queue ``rec`` on every sink whose level admits it."""
         levelno = rec.levelno
-        for lvl, ch in self._targets:
+        for lvl, _, ch in self._targets:
             if levelno >= lvl:
                 ch.offer(rec)
 

@@ -114,14 +114,15 @@ def _log_call(levelno: int) -> _LogCall:
         if not _queue:
             return rec
         try:
-            small = rec[-1] < _BIG
-            for lvl, ch in self.handler._targets:
-                if levelno >= lvl:
-                    dq = ch._dq
-                    if small and len(dq) < ch._wake_records:
-                        dq.append(rec)
-                    else:
-                        ch.offer(rec)
+            if rec[-1] < _BIG:
+                for lvl, dq, ch in self.handler._targets:
+                    if levelno >= lvl:
+                        if len(dq) < ch._wake_records:
+                            dq.append(rec)
+                        else:
+                            ch.offer(rec)
+            else:
+                offer_all(self.handler._targets, rec, levelno)
         except TraceClosedError:
             if not self.handler.fail_silently:
                 raise
@@ -268,7 +269,7 @@ class Trace:
                 rec = rec._replace(job_name=name)
             else:
                 rec = rec._replace(stage_name=name)
-        for lvl, ch in self.handler._targets:
+        for lvl, _, ch in self.handler._targets:
             if levelno >= lvl:
                 ch.offer(rec)
         return rec
@@ -282,7 +283,7 @@ class Trace:
             return
         rec = self._record(levelno, message, is_err or levelno >= 40, None, 3, queue=False)
         try:
-            for lvl, ch in self.handler._targets:
+            for lvl, _, ch in self.handler._targets:
                 if levelno >= lvl and not ch.offer_nowait(rec):
                     # The buffer is full and the policy is to block: wait off the loop.
                     import asyncio  # here, not at the top: it costs ~30 ms of import time
