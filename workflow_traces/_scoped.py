@@ -29,17 +29,21 @@ def active_trace() -> ScopedTrace | None:
 
 
 def _through_record(levelno: int) -> _LogCall:
-    """A level's log call that goes through ``ScopedTrace._record`` (Trace's own calls do the
-    work in place, see ``_log_call``)."""
+    """A level's log call for ScopedTrace. Inside its own run's scope and with no extras of its
+    own, the record is what Trace's call makes, so that call does the work (one Python call
+    level instead of four, a quarter of the cost); otherwise it goes through ``_record``."""
+    trace_call = getattr(Trace, level_name(levelno).lower())
 
     def log(
-        self: Trace,
+        self: ScopedTrace,
         message: Any,
         _is_err: bool = levelno >= 40,
         _exc: ExcFields | None = None,
         _depth: int = 1,
         _queue: bool = True,
     ) -> RecordValues | None:
+        if _queue and self.record_extras is None and _SCOPE.get().run_id == self.run_id:
+            return trace_call(self, message, _is_err, _exc, _depth + 1)  # type: ignore[no-any-return]
         if not _queue:
             return self._record(levelno, message, _is_err, _exc, _depth + 1, False)
         if levelno >= self.level:
