@@ -32,8 +32,8 @@ import functools
 import inspect
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from contextvars import Token
+from collections.abc import Awaitable, Callable, Generator
+from contextvars import Token, copy_context
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
@@ -312,6 +312,42 @@ def _scope_for_call(stage_name: str, workflow_name: str, extras: dict[str, Any])
     return _Scope("stage", stage_name)
 
 
+def _run_generator(gen: Generator[Any, Any, Any], scope: _Scope) -> Generator[Any, Any, Any]:
+    """Drive ``gen`` inside ``scope``: the scope opens at the first item and ends when ``gen``
+    does. The generator's body runs in a context of its own, entered for each step, so the
+    scope's names stamp what the body logs and never what its consumer logs between items.
+    Values sent and exceptions thrown in are passed on; a consumer that stops early (``close``)
+    ends the scope as cancelled."""
+    ctx = copy_context()
+    ctx.run(scope.__enter__)
+    sent: Any = None
+    thrown: BaseException | None = None
+    try:
+        while True:
+            try:
+                if thrown is None:
+                    item = ctx.run(gen.send, sent)
+                else:
+                    item = ctx.run(gen.throw, thrown)
+                    thrown = None
+            except StopIteration as stop:
+                result = stop.value
+                break
+            try:
+                sent = yield item
+            except GeneratorExit:
+                ctx.run(gen.close)
+                raise
+            except BaseException as exc:  # thrown in by the consumer: the body decides
+                thrown = exc
+    except BaseException as exc:
+        if not ctx.run(scope.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+        return None  # Skipped: the generator ends
+    ctx.run(scope.__exit__, None, None, None)
+    return result
+
+
 @overload
 def traced(fn: Callable[P, R], /) -> Callable[P, R]: ...
 
@@ -336,11 +372,32 @@ def traced(
     name). Called outside any scope, it runs as a workflow (named ``workflow``, else ``stage``,
     else the function's name) with ``extras`` for its sinks. A ``Skipped`` raised by the function
     ends the scope as skipped and the call returns None.
+
+    A generator function is traced over its iteration: the scope opens at the first item and
+    ends when the generator does (a consumer that stops early ends it as cancelled). Async
+    generator functions are refused with TypeError: use a scope inside them instead.
     """
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
         stage_name = stage or func.__name__
         workflow_name = workflow or stage or func.__name__
+        if inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"traced: {func.__qualname__} is an async generator function, which @traced "
+                "does not support; open a stage (async with stage(...)) inside it instead"
+            )
+        if inspect.isgeneratorfunction(func):
+            gfunc: Callable[P, Generator[Any, Any, Any]] = func
+
+            @functools.wraps(func)
+            def generator_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                # A generator itself, so the scope is chosen at the first item, where the
+                # body starts, as it is chosen at the call for a plain function.
+                scope = _scope_for_call(stage_name, workflow_name, extras)
+                return (yield from _run_generator(gfunc(*args, **kwargs), scope))
+
+            return generator_wrapper
+
         if inspect.iscoroutinefunction(func):
             afunc: Callable[P, Awaitable[Any]] = func
 

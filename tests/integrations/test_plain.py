@@ -407,3 +407,116 @@ def test_sinks_come_from_trace_settings_when_extras_choose_none(
     assert [r.message for r in dag_run.logs] == ["dag"]
     assert all(r.extras == {"environment": "ci"} for r in plain_run.records + dag_run.records)
     assert not (tmp_path / "logs").exists()
+
+
+def test_traced_generator_is_a_stage_over_its_iteration(
+    sinks: dict[str, Any], read_runs: ReadRuns
+) -> None:
+    @traced(stage="rows")
+    def rows(n: int) -> Any:
+        log = get_trace()
+        got = []
+        for i in range(n):
+            log.info(f"yield {i}")
+            got.append((yield i))
+        log.info("rows done")
+        return got
+
+    @traced
+    def broken() -> Any:
+        yield 1
+        raise ValueError("bad row")
+
+    @traced
+    def skipped() -> Any:
+        yield 1
+        raise Skipped("nothing more")
+
+    @traced
+    def endless() -> Any:
+        i = 0
+        while True:
+            get_trace().info(f"endless {i}")
+            yield i
+            i += 1
+
+    with workflow("etl", run_id="run-gen", **sinks), job("main"):
+        gen = rows(3)
+        assert current_scope().stage_name is None  # nothing opened before the first item
+        first = next(gen)
+        get_trace().info("consumer between items")  # the consumer keeps its own scope
+        assert current_scope().stage_name is None
+        assert [first, gen.send("a"), gen.send("b")] == [0, 1, 2]
+        with pytest.raises(StopIteration) as stop:
+            gen.send("c")
+        assert stop.value.value == ["a", "b", "c"]
+        with pytest.raises(ValueError, match="bad row"):
+            list(broken())
+        assert list(skipped()) == [1]
+        for i in endless():
+            if i == 2:
+                break  # the consumer stops early: the generator is closed
+    db, files = read_runs("run-gen")
+    for run in (db, files):
+        assert names(run, "yield 1") == ("run-gen", None, "etl", "main", "rows")
+        assert names(run, "rows done")[4] == "rows"
+        assert names(run, "consumer between items") == ("run-gen", None, "etl", "main", None)
+        assert names(run, "endless 2")[4] == "endless"
+    assert (
+        shape(db.tree)
+        == shape(files.tree)
+        == [
+            (0, "workflow", "etl", "succeeded", 1),
+            (1, "job", "main", "succeeded", 1),
+            (2, "stage", "rows", "succeeded", 1),
+            (2, "stage", "broken", "failed", 1),
+            (2, "stage", "skipped", "skipped", 1),
+            (2, "stage", "endless", "cancelled", 1),
+        ]
+    )
+
+
+def test_traced_generator_outside_any_scope_is_a_workflow(
+    tmp_path: Path, sinks: dict[str, Any]
+) -> None:
+    @traced(workflow="stream", **sinks)
+    def stream() -> Any:
+        yield get_trace().run_id
+        get_trace().info("after the first item")
+
+    (run_id,) = list(stream())
+    assert current_scope().run_id is None  # nothing left open
+    with open_store(tmp_path / "traces.db") as store:
+        run = store.get_run(run_id)
+    assert shape(run.tree) == [(0, "workflow", "stream", "succeeded", 1)]
+    assert [r.message for r in run.logs] == ["after the first item"]
+
+
+def test_traced_generator_takes_what_is_thrown_in(
+    sinks: dict[str, Any], read_runs: ReadRuns
+) -> None:
+    @traced
+    def resilient() -> Any:
+        try:
+            yield "first"
+        except KeyError:
+            get_trace().info("recovered")
+            yield "recovered"
+
+    with workflow("etl", run_id="run-throw", **sinks):
+        gen = resilient()
+        assert next(gen) == "first"
+        assert gen.throw(KeyError("x")) == "recovered"
+        with pytest.raises(KeyError):
+            gen.throw(KeyError("again"))  # not caught this time: the stage fails
+    db, _ = read_runs("run-throw")
+    assert names(db, "recovered")[4] == "resilient"
+    assert db.tree.find("resilient").status == "failed"  # type: ignore[union-attr]
+
+
+def test_traced_refuses_an_async_generator_function() -> None:
+    async def agen() -> Any:
+        yield 1
+
+    with pytest.raises(TypeError, match=r"agen is an async generator function"):
+        traced(agen)
