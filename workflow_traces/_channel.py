@@ -57,7 +57,6 @@ Overflow = Literal["block", "drop"]
 #: Records at least this big (approximate encoded bytes) count towards a sink's byte budget
 #: (``wake_bytes``), so a run of huge messages wakes the worker before memory runs away.
 _BIG = 64 * 1024
-_new = tuple.__new__
 #: No record is estimated smaller than this (see Trace._record), which bounds a batch by bytes.
 _MIN_SIZE = 256
 _NO_LIMIT = 1 << 62

@@ -85,7 +85,7 @@ class ScopedTrace(MultiTrace):
         #: Replaces the handler's record extras (a nested workflow's own extras), or None.
         self.record_extras = record_extras
 
-    if not TYPE_CHECKING:  # Trace's own calls would skip this class's _record
+    if not TYPE_CHECKING:  # see _through_record: Trace's calls alone would skip _record
         debug = _through_record(10)
         info = _through_record(20)
         warning = _through_record(30)

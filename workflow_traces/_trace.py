@@ -30,7 +30,6 @@ from ._record import (
 __all__ = ["MultiTrace", "Trace", "get_trace"]
 
 H = TypeVar("H", bound=logging.Handler)
-_new = tuple.__new__
 _getframe = sys._getframe
 _scope_get = _SCOPE.get
 
