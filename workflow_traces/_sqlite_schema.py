@@ -176,6 +176,32 @@ _V2: tuple[str, ...] = (
 _MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
 
 
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(traces)")}
+
+
+def _check_layout(conn: sqlite3.Connection, version: int) -> None:
+    """Refuse, with one clear error, a ``traces`` table that lacks columns its version has (a
+    file from an unreleased build, or one edited by hand): migrating it would fail midway."""
+    if version < 1:
+        return
+    scratch = sqlite3.connect(":memory:")
+    try:
+        for target in range(1, version + 1):
+            for statement in _MIGRATIONS[target]:
+                scratch.execute(statement)
+        expected = _columns(scratch)
+    finally:
+        scratch.close()
+    missing = sorted(expected - _columns(conn))
+    if missing:
+        raise sqlite3.DatabaseError(
+            f"table traces: marked schema version {version}, but it lacks the columns "
+            f"{', '.join(missing)} that version has, so it cannot be migrated to version "
+            f"{SCHEMA_VERSION}; move the file aside or give the sink another path"
+        )
+
+
 def migrate(conn: sqlite3.Connection, to: int = SCHEMA_VERSION) -> None:
     """Bring the database to version ``to``, inside one write transaction, so several processes
     can open it at once (one migrates, the others find it done). A database newer than ``to``
@@ -186,6 +212,7 @@ def migrate(conn: sqlite3.Connection, to: int = SCHEMA_VERSION) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        _check_layout(conn, version)
         for target in range(version + 1, to + 1):
             for statement in _MIGRATIONS[target]:
                 conn.execute(statement)

@@ -7,7 +7,9 @@ import json
 import sqlite3
 from pathlib import Path
 
-from workflow_traces import get_trace, open_store
+import pytest
+
+from workflow_traces import SinkError, get_trace, open_store
 from workflow_traces._sqlite_schema import COLUMNS, SCHEMA_VERSION, migrate
 
 _V1_ROWS = [
@@ -167,3 +169,30 @@ def test_a_new_database_gets_16k_pages_and_an_existing_one_keeps_its_own(tmp_pat
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         conn.close()
     assert sizes == {"new.db": 16384, "old.db": 4096}
+
+
+def test_a_version_1_file_of_another_layout_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    # An unreleased build once wrote version 1 with other columns (no "detail"): migrating it
+    # would fail midway, so connecting names the missing columns and leaves the file untouched.
+    path = tmp_path / "odd.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE traces (seq INTEGER PRIMARY KEY, record_id TEXT, extras TEXT)")
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    trace = get_trace(
+        "odd-1", extras={"trace_type": "sqlite", "path": str(path), "fail_silently": False}
+    )
+    trace.info("kept elsewhere")
+    with pytest.raises(SinkError) as caught:
+        trace.close()
+    text = str(caught.value)
+    assert "marked schema version 1, but it lacks the columns" in text
+    assert "detail" in text and "move the file aside" in text
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert [r[1] for r in conn.execute("PRAGMA table_info(traces)")] == [
+        "seq",
+        "record_id",
+        "extras",
+    ]
+    conn.close()
