@@ -200,6 +200,13 @@ class MultiHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
+    def _refused(self, rec: RecordValues, exc: TraceClosedError) -> None:
+        """``rec`` was logged after a sink closed: ``exc`` reaches the caller with
+        fail_silently=False; otherwise the record is counted and reported."""
+        if not self.fail_silently:
+            raise exc
+        self._logged_after_close(as_record(rec))
+
     def _logged_after_close(self, rec: Record) -> None:
         with self._after_close_lock:
             self._after_close += 1  # counted as dropped by every sink, see health()

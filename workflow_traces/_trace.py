@@ -122,10 +122,8 @@ def _log_call(levelno: int) -> _LogCall:
                             ch.offer(rec)
             else:
                 offer_all(self.handler._targets, rec, levelno)
-        except TraceClosedError:
-            if not self.handler.fail_silently:
-                raise
-            self.handler._logged_after_close(as_record(rec))
+        except TraceClosedError as exc:
+            self.handler._refused(rec, exc)
         return None
 
     log.__name__ = level.lower()
@@ -194,10 +192,8 @@ class Trace:
         """Put ``rec`` on every sink whose level admits it."""
         try:
             offer_all(self.handler._targets, rec, levelno)
-        except TraceClosedError:
-            if not self.handler.fail_silently:
-                raise
-            self.handler._logged_after_close(as_record(rec))
+        except TraceClosedError as exc:
+            self.handler._refused(rec, exc)
 
     def _log(self, levelno: int, message: Any, is_err: bool = False, exc: Any = None) -> None:
         if levelno >= self.level:
@@ -288,10 +284,8 @@ class Trace:
                     import asyncio  # here, not at the top: it costs ~30 ms of import time
 
                     await asyncio.to_thread(ch.offer, rec)
-        except TraceClosedError:
-            if not self.handler.fail_silently:
-                raise
-            self.handler._logged_after_close(as_record(rec))
+        except TraceClosedError as exc:
+            self.handler._refused(rec, exc)
 
     async def adebug(self, message: Any) -> None:
         await self._alog(10, message)
