@@ -226,18 +226,13 @@ class Channel:
             from ._delivery import Delivery
 
             self._delivery = Delivery(self, self._retry)
+        #: The same deque for the channel's whole life: owners hold it (see ``target``).
+        self._dq: deque[RecordValues | _Marker] = deque()
         self._init_runtime()
         _register(self)
 
     # -- set-up, also after fork -------------------------------------------------------------
     def _init_runtime(self) -> None:
-        # The same deque for the channel's whole life: owners hold it (see ``target``). In a
-        # forked child it holds the parent's records, which the parent writes: drop them.
-        self._dq: deque[RecordValues | _Marker]
-        if hasattr(self, "_dq"):
-            self._dq.clear()
-        else:
-            self._dq = deque()
         self._markers = 0  # flush markers in the buffer (see _take)
         self._pending_bytes = 0
         self._wake = threading.Event()
@@ -258,6 +253,7 @@ class Channel:
         if self._delivery is not None:
             self._delivery.after_fork()
         self._waiting = set()
+        self._dq.clear()  # the parent's records, which the parent writes
         self._init_runtime()
 
     # -- the caller's side ---------------------------------------------------------------------
