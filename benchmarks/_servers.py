@@ -56,7 +56,7 @@ def _get_json(url: str, data: bytes | None = None) -> dict[str, object]:
 def rest_receiver(service: str, lean: bool = True) -> Iterator[tuple[str, Callable[[], int]]]:
     """A LocalReceiver for ``service``: (its base URL, a function giving the number of records
     it accepted so far)."""
-    code = "from workflow_traces.testing.receiver import main; main()"
+    code = "from local_services.receiver import main; main()"
     args = ["--service", service, "--port", "0"] + (["--lean"] if lean else [])
     with _subprocess(code, args) as url:
 
@@ -70,7 +70,7 @@ def rest_receiver(service: str, lean: bool = True) -> Iterator[tuple[str, Callab
 def es_server(check_documents: bool = False) -> Iterator[tuple[str, Callable[[str], int]]]:
     """A LocalElasticsearch: (its URL, a function giving the number of documents an index
     holds)."""
-    code = "from workflow_traces.testing.elasticsearch import main; main()"
+    code = "from local_services.elasticsearch import main; main()"
     args = ["--port", "0"] + ([] if check_documents else ["--no-check-documents"])
     with _subprocess(code, args) as url:
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import REPEAT, es_server, median
 
 from workflow_traces import MultiHandler, Trace
-from workflow_traces._elasticsearch import ElasticsearchHandler
+from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
 
 BUFFER = int(os.environ.get("BENCH_ES_BUFFER", "5000"))
 CHECKED = os.environ.get("BENCH_ES_CHECKED") == "1"

@@ -29,9 +29,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _servers import REPEAT, median, rest_receiver
+from local_services.receiver import SERVICES
 
 from workflow_traces import MultiHandler, RestAPIHandler, Trace
-from workflow_traces.testing.receiver import SERVICES
 
 BUFFER = int(os.environ.get("BENCH_REST_BUFFER", "1000"))
 LEAN = os.environ.get("BENCH_REST_CHECKED") != "1"

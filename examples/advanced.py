@@ -6,9 +6,10 @@ The REST API (a Datadog-style intake) and Elasticsearch are local stand-ins on 1
 
 from __future__ import annotations
 
+from local_services.elasticsearch import LocalElasticsearch
+from local_services.receiver import LocalReceiver
+
 from workflow_traces import get_trace, open_store
-from workflow_traces.testing.elasticsearch import LocalElasticsearch
-from workflow_traces.testing.receiver import LocalReceiver
 
 with (
     LocalReceiver("datadog", api_key="your-api-key") as api,

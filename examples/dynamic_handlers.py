@@ -4,8 +4,9 @@ live trace. The REST API is a local stand-in on 127.0.0.1, so this runs with no 
 
 from __future__ import annotations
 
+from local_services.receiver import LocalReceiver
+
 from workflow_traces import RestAPIHandler, SQLiteHandler, get_trace, open_store
-from workflow_traces.testing.receiver import LocalReceiver
 
 with LocalReceiver("generic") as api:
     # Create trace with initial handlers

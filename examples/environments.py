@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from local_services.elasticsearch import LocalElasticsearch
+from local_services.receiver import LocalReceiver
 from workflow_traces.integrations.plain import job, stage, workflow
 
 from workflow_traces import open_store
-from workflow_traces.testing.elasticsearch import LocalElasticsearch
-from workflow_traces.testing.receiver import LocalReceiver
 
 
 def get_dev_config() -> dict[str, Any]:

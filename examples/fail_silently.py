@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from local_services.receiver import LocalReceiver
+
 from workflow_traces import SinkError, get_trace, open_store
-from workflow_traces.testing.receiver import LocalReceiver
 
 # Monitor handler errors: our diagnostics go to the "workflow_traces" logger.
 logging.basicConfig(level=logging.WARNING, format="  [monitor] %(name)s: %(message)s")

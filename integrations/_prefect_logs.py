@@ -31,10 +31,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from workflow_traces._build import from_log_record
-from workflow_traces._context import _SCOPE, Scope
-from workflow_traces._diagnostics import report
-from workflow_traces._multi import MultiHandler
+from workflow_traces.core.context import _SCOPE, Scope
+from workflow_traces.core.stdlib import from_log_record
+from workflow_traces.diagnostics import report
+from workflow_traces.pipeline.multi import MultiHandler
 
 __all__ = ["HOOK_PREFIX", "RUN_LOGGERS", "PrefectRunHandler", "attach_logging", "replay_pending"]
 

@@ -25,16 +25,15 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
+from workflow_traces.integrations._prefect_logs import Route, replay_pending
 
 from workflow_traces import get_trace
-from workflow_traces._build import user_extras
-from workflow_traces._context import Scope
-from workflow_traces._diagnostics import report
-from workflow_traces._multi import MultiHandler
-from workflow_traces._scoped import ScopedTrace
-from workflow_traces._trace import MultiTrace
-
-from ._prefect_logs import Route, replay_pending
+from workflow_traces.core.context import Scope
+from workflow_traces.core.scoped import ScopedTrace
+from workflow_traces.core.stdlib import user_extras
+from workflow_traces.core.trace import MultiTrace
+from workflow_traces.diagnostics import report
+from workflow_traces.pipeline.multi import MultiHandler
 
 __all__ = [
     "EXTRAS_ATTR",

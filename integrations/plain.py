@@ -38,10 +38,10 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from workflow_traces import get_trace
-from workflow_traces._build import CONFIG_KEYS, user_extras
-from workflow_traces._context import _SCOPE, Scope
-from workflow_traces._scoped import _ACTIVE, ScopedTrace, active_trace
-from workflow_traces._trace import MultiTrace
+from workflow_traces.core.context import _SCOPE, Scope
+from workflow_traces.core.scoped import _ACTIVE, ScopedTrace, active_trace
+from workflow_traces.core.stdlib import CONFIG_KEYS, user_extras
+from workflow_traces.core.trace import MultiTrace
 
 __all__ = [
     "ScopedTrace",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_traces import _diagnostics
+from workflow_traces import diagnostics as _diagnostics
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._channel import SinkHealth
-from ._context import Scope, current_scope, trace_scope
-from ._errors import (
+from workflow_traces.core.context import Scope, current_scope, trace_scope
+from workflow_traces.core.record import Record
+from workflow_traces.core.trace import MultiTrace, Trace, get_trace
+from workflow_traces.errors import (
     ConfigError,
     RunNotFoundError,
     SinkError,
@@ -19,28 +20,27 @@ from ._errors import (
     TraceError,
     UnsafeRunIdError,
 )
-from ._file import WorkflowFileHandler
-from ._handler import BufferedHandler
-from ._multi import MultiHandler
-from ._record import Record
-from ._sqlite import SQLiteHandler
-from ._store import Run, RunSummary, Store, open_store
-from ._trace import MultiTrace, Trace, get_trace
-from ._tree import Node, render_tree
+from workflow_traces.exporters.file import WorkflowFileHandler
+from workflow_traces.exporters.sqlite.handler import SQLiteHandler
+from workflow_traces.pipeline.channel import SinkHealth
+from workflow_traces.pipeline.handler import BufferedHandler
+from workflow_traces.pipeline.multi import MultiHandler
+from workflow_traces.store.local import Run, RunSummary, Store, open_store
+from workflow_traces.store.tree import Node, render_tree
 
 if TYPE_CHECKING:
-    from ._elasticsearch import ElasticsearchHandler
-    from ._rest import RestAPIHandler
-    from ._settings import TraceSettings
+    from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
+    from workflow_traces.exporters.rest.handler import RestAPIHandler
+    from workflow_traces.settings.model import TraceSettings
 
 __version__ = "0.1.0"
 
 #: Public names loaded on first use, so that ``import workflow_traces`` stays light (name ->
 #: module). ``TraceSettings`` needs pydantic-settings.
 _LAZY = {
-    "TraceSettings": "._settings",
-    "ElasticsearchHandler": "._elasticsearch",
-    "RestAPIHandler": "._rest",
+    "TraceSettings": ".settings.model",
+    "ElasticsearchHandler": ".exporters.elasticsearch.handler",
+    "RestAPIHandler": ".exporters.rest.handler",
 }
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from workflow_traces import SQLiteHandler, get_trace, open_store
-from workflow_traces._channel import Channel
-from workflow_traces._record import F_MESSAGE, F_SIZE, Record
-from workflow_traces._sqlite import INSERT_COLUMNS, SQLiteExporter, _Inserts
+from workflow_traces.core.record import F_MESSAGE, F_SIZE, Record
+from workflow_traces.exporters.sqlite.handler import INSERT_COLUMNS, SQLiteExporter, _Inserts
+from workflow_traces.pipeline.channel import Channel
 
 
 class Recording:
@@ -181,7 +181,7 @@ def test_sqlite_handler_passes_buffer_size_to_its_statements(tmp_path: Path) -> 
 
 
 def test_field_positions_match_the_record() -> None:
-    from workflow_traces import _record
+    from workflow_traces.core import record as _record
 
     positions = {name: getattr(_record, "F_" + name.upper()) for name in Record._fields}
     assert list(positions.values()) == list(range(len(Record._fields)))

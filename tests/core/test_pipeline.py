@@ -22,7 +22,7 @@ from workflow_traces import (
     get_trace,
     open_store,
 )
-from workflow_traces._exporter import ExportResult
+from workflow_traces.exporters.base import ExportResult
 
 
 class GatedExporter:

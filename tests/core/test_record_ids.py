@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from workflow_traces import open_store
-from workflow_traces._build import from_log_record
-from workflow_traces._file import RECORD_FIELDS, read_records
+from workflow_traces.core.stdlib import from_log_record
+from workflow_traces.exporters.file import RECORD_FIELDS, read_records
 from workflow_traces.testing import capture_traces
 
 WHOLE = re.compile(r"[0-9a-f]{16}-\d{16}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from workflow_traces import SinkError, get_trace, open_store
-from workflow_traces._sqlite_schema import COLUMNS, SCHEMA_VERSION, migrate
+from workflow_traces.exporters.sqlite.schema import COLUMNS, SCHEMA_VERSION, migrate
 
 _V1_ROWS = [
     # A log line with stage names, extras and an exception.

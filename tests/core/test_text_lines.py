@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_traces import open_store, trace_scope
-from workflow_traces._file import _text
+from workflow_traces.exporters.file import _text
 
 
 def _expected(rec: Any) -> str:

@@ -193,7 +193,7 @@ def test_unknown_file_type_is_refused(tmp_path: Path) -> None:
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "workflow_traces._cli", *args],
+        [sys.executable, "-m", "workflow_traces.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

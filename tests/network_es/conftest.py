@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from workflow_traces.testing import LocalElasticsearch
+from local_services import LocalElasticsearch
 
 sys.path.insert(0, str(Path(__file__).parent))
 

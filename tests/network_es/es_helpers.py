@@ -23,12 +23,13 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from local_services import LocalElasticsearch
+
 from workflow_traces import BufferedHandler, MultiHandler, Trace
-from workflow_traces._elasticsearch import ElasticsearchHandler
-from workflow_traces._es_client import Connection, parse_hosts, secret
-from workflow_traces._record import Record
-from workflow_traces._retry import NetworkRetryPolicy
-from workflow_traces.testing import LocalElasticsearch
+from workflow_traces.core.record import Record
+from workflow_traces.exporters.elasticsearch.client import Connection, parse_hosts, secret
+from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
+from workflow_traces.pipeline.retry import NetworkRetryPolicy
 
 REAL_URL = os.environ.get("TRACE_TEST_ES_URL")
 

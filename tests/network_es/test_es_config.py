@@ -9,10 +9,10 @@ import sys
 
 import pytest
 from es_helpers import ids_of
+from local_services import LocalElasticsearch
 
 from workflow_traces import ConfigError, ElasticsearchHandler, get_trace
-from workflow_traces._config import ElasticsearchConfig
-from workflow_traces.testing import LocalElasticsearch
+from workflow_traces.settings.config import ElasticsearchConfig
 
 pytestmark = pytest.mark.network
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from es_helpers import Cluster, Memory, ids_of, trace_with
 
-from workflow_traces._es_schema import ECS_VERSION, record_from_doc
-from workflow_traces._record import Record
+from workflow_traces.core.record import Record
+from workflow_traces.exporters.elasticsearch.schema import ECS_VERSION, record_from_doc
 
 pytestmark = pytest.mark.network
 
@@ -163,8 +163,8 @@ def test_the_fast_encoding_gives_the_same_documents() -> None:
 
     import orjson
 
-    from workflow_traces._encode import dumps
-    from workflow_traces._es_schema import encode_action, record_to_doc
+    from workflow_traces.exporters.elasticsearch.schema import encode_action, record_to_doc
+    from workflow_traces.exporters.encode import dumps
 
     shared = {"team": "data", "n": 1.5}
     base = Record(

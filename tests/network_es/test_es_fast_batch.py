@@ -8,9 +8,13 @@ import time
 
 import orjson
 
-from workflow_traces._encode import dumps
-from workflow_traces._es_schema import encode_action, encode_actions, record_to_doc
-from workflow_traces._record import Record
+from workflow_traces.core.record import Record
+from workflow_traces.exporters.elasticsearch.schema import (
+    encode_action,
+    encode_actions,
+    record_to_doc,
+)
+from workflow_traces.exporters.encode import dumps
 
 
 def _batch() -> list[Record]:

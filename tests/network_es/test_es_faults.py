@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from diagnostics_support import Reports
 from es_helpers import Memory, fast_retry, ids_of, trace_with, wait_for
+from local_services import LocalElasticsearch
 
 from workflow_traces import SinkError
-from workflow_traces._elasticsearch import ElasticsearchHandler
-from workflow_traces.testing import LocalElasticsearch
+from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
 
 pytestmark = pytest.mark.network
 

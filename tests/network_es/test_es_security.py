@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 from diagnostics_support import Reports
 from es_helpers import Memory, fast_retry, ids_of, trace_with
+from local_services import LocalElasticsearch
 
 from workflow_traces import ConfigError, SinkError
-from workflow_traces._config import ElasticsearchConfig, validate_handler
-from workflow_traces._elasticsearch import ElasticsearchHandler
-from workflow_traces._elasticsearch_store import ElasticsearchStore
-from workflow_traces.testing import LocalElasticsearch
+from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
+from workflow_traces.settings.config import ElasticsearchConfig, validate_handler
+from workflow_traces.store.elasticsearch import ElasticsearchStore
 
 pytestmark = pytest.mark.network
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from es_helpers import Cluster
+from local_services import LocalElasticsearch
 
 from workflow_traces import MultiHandler, RunNotFoundError, SQLiteHandler, Trace, open_store
-from workflow_traces._elasticsearch_store import ElasticsearchStore
-from workflow_traces._record import Record, as_record, new_record_id
-from workflow_traces._store import Store
-from workflow_traces.testing import LocalElasticsearch
+from workflow_traces.core.record import Record, as_record, new_record_id
+from workflow_traces.store.elasticsearch import ElasticsearchStore
+from workflow_traces.store.local import Store
 
 pytestmark = pytest.mark.network
 

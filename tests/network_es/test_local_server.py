@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 from elasticsearch import ApiError, BadRequestError, ConnectionError, Elasticsearch, NotFoundError
+from local_services import LocalElasticsearch
 
-from workflow_traces._es_client import classify
-from workflow_traces._retry import PermanentError, RetryableError
-from workflow_traces.testing import LocalElasticsearch
+from workflow_traces.exporters.elasticsearch.client import classify
+from workflow_traces.pipeline.retry import PermanentError, RetryableError
 
 pytestmark = pytest.mark.network
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from local_services import LocalReceiver
 
 from workflow_traces import RestAPIHandler
-from workflow_traces.testing import LocalReceiver
 
 sys.path.insert(0, str(Path(__file__).parent))
 

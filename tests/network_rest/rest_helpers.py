@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow_traces.testing import LocalReceiver
+from local_services import LocalReceiver
 
 #: Settings that keep retries and probes short, so fault tests run in seconds.
 FAST: dict[str, Any] = {

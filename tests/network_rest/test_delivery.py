@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from rest_helpers import FAST, messages
 
-from workflow_traces import SinkError, _diagnostics
+from workflow_traces import SinkError
+from workflow_traces import diagnostics as _diagnostics
 
 pytestmark = pytest.mark.network
 

@@ -12,14 +12,14 @@ import orjson
 import pytest
 from rest_helpers import AWS, FAST, service_kwargs
 
-from workflow_traces import _encode_cloudwatch as cw
-from workflow_traces import _encode_datadog as dd
-from workflow_traces import _encode_generic as generic
-from workflow_traces import _encode_loki as loki
-from workflow_traces import _encode_otlp as otlp
-from workflow_traces._encode import dumps, record_to_dict
-from workflow_traces._record import Record, new_record_id
-from workflow_traces._rest_payload import Request
+from workflow_traces.core.record import Record, new_record_id
+from workflow_traces.exporters.encode import dumps, record_to_dict
+from workflow_traces.exporters.rest import cloudwatch as cw
+from workflow_traces.exporters.rest import datadog as dd
+from workflow_traces.exporters.rest import generic as generic
+from workflow_traces.exporters.rest import loki as loki
+from workflow_traces.exporters.rest import otlp as otlp
+from workflow_traces.exporters.rest.payload import Request
 
 _SHARED = {"team": "data", "n": 1.5, "odd": [1, None, {"z": True}]}
 _MESSAGES = [

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from rest_helpers import AWS, FAST, logs_client, messages
 
-from workflow_traces import _encode_cloudwatch as cw
-from workflow_traces import _encode_datadog as dd
-from workflow_traces._encode_generic import encode_generic
-from workflow_traces._encode_loki import encode_loki
-from workflow_traces._record import Record, new_record_id
+from workflow_traces.core.record import Record, new_record_id
+from workflow_traces.exporters.rest import cloudwatch as cw
+from workflow_traces.exporters.rest import datadog as dd
+from workflow_traces.exporters.rest.generic import encode_generic
+from workflow_traces.exporters.rest.loki import encode_loki
 
 pytestmark = pytest.mark.network
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from rest_helpers import AWS, FAST, logs_client, messages
 
-from workflow_traces import MultiHandler, RestAPIHandler, SinkError, _diagnostics, get_trace
-from workflow_traces._config import validate_handler
+from workflow_traces import MultiHandler, RestAPIHandler, SinkError, get_trace
+from workflow_traces import diagnostics as _diagnostics
+from workflow_traces.settings.config import validate_handler
 
 pytestmark = pytest.mark.network
 

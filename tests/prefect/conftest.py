@@ -64,7 +64,7 @@ def _clean_adapter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     sinks closed and its run registry empty."""
     from workflow_traces.integrations.prefect import shutdown
 
-    from workflow_traces._settings import TraceSettings
+    from workflow_traces.settings.model import TraceSettings
 
     for name in list(os.environ):
         if name.upper().startswith("TRACE_"):

@@ -20,7 +20,7 @@ from prefect_helpers import (
 from workflow_traces.integrations.prefect import flush, traced, traced_flow, traced_task
 
 from workflow_traces import Run, get_trace, open_store
-from workflow_traces._scoped import ScopedTrace
+from workflow_traces.core.scoped import ScopedTrace
 
 pytestmark = [pytest.mark.prefect, *map(pytest.mark.filterwarnings, PREFECT_WARNING_FILTERS)]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from workflow_traces import _diagnostics
-from workflow_traces._settings import TraceSettings
+from workflow_traces import diagnostics as _diagnostics
+from workflow_traces.settings.model import TraceSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 

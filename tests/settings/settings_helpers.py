@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workflow_traces import ConfigError
-from workflow_traces._settings import TraceSettings
+from workflow_traces.settings.model import TraceSettings
 
 
 def write_env(path: object, text: str) -> None:

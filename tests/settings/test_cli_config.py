@@ -14,8 +14,8 @@ import pytest
 from settings_helpers import SECRET, SECRET2, write_env
 
 from workflow_traces import open_store
-from workflow_traces._cli import main
-from workflow_traces._probe import PROBE_RUN_ID
+from workflow_traces.cli.main import main
+from workflow_traces.settings.probe import PROBE_RUN_ID
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

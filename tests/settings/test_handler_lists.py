@@ -10,8 +10,13 @@ import pytest
 from settings_helpers import assert_clean, config_error, write_env
 
 from workflow_traces import TraceSettings
-from workflow_traces._config import ElasticsearchConfig, FileConfig, RestAPIConfig, SQLiteConfig
-from workflow_traces._effective import resolve
+from workflow_traces.settings.config import (
+    ElasticsearchConfig,
+    FileConfig,
+    RestAPIConfig,
+    SQLiteConfig,
+)
+from workflow_traces.settings.effective import resolve
 
 
 def test_json_list(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import pytest
 from settings_helpers import config_error, write_env
 
 from workflow_traces import TraceSettings
-from workflow_traces._effective import resolve
+from workflow_traces.settings.effective import resolve
 
 
 def test_defaults_when_nothing_is_set() -> None:

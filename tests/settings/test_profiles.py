@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from workflow_traces import TraceSettings
-from workflow_traces._effective import resolve
+from workflow_traces.settings.effective import resolve
 
 PROFILES = Path(__file__).resolve().parents[2] / "examples" / "profiles"
 

@@ -13,7 +13,7 @@ from diagnostics_support import Reports
 from settings_helpers import SECRET, SECRET2, config_error
 
 from workflow_traces import ConfigError, TraceSettings, get_trace
-from workflow_traces._effective import resolve
+from workflow_traces.settings.effective import resolve
 
 
 def closed_port() -> int:

@@ -113,6 +113,6 @@ def test_invalid_setting_stops_the_worker_with_one_clear_line(tmp_path: Path) ->
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert last == (
-        "workflow_traces._errors.ConfigError: TRACE_HANDLERS__1__BUFFER_SIZE: must be > 0, got -5"
+        "workflow_traces.errors.ConfigError: TRACE_HANDLERS__1__BUFFER_SIZE: must be > 0, got -5"
     )
     assert "pydantic" not in done.stderr.lower().replace("pydantic_settings", "")

@@ -1,0 +1,449 @@
+"""The trace API users call: ``get_trace``, ``Trace`` and ``MultiTrace``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from time import time_ns
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import ParseResult, urlparse
+
+from workflow_traces.core import record as _record
+from workflow_traces.core.context import _EMPTY, _SCOPE
+from workflow_traces.core.record import (
+    Record,
+    RecordValues,
+    as_record,
+    get_ident,
+    host_name,
+    level_name,
+    level_number,
+)
+from workflow_traces.core.stdlib import exception_fields, name_defaults, user_extras
+from workflow_traces.diagnostics import report
+from workflow_traces.errors import TraceClosedError
+from workflow_traces.pipeline.channel import _BIG, SinkHealth, offer_all
+from workflow_traces.pipeline.multi import MultiHandler
+
+__all__ = ["MultiTrace", "Trace", "get_trace"]
+
+H = TypeVar("H", bound=logging.Handler)
+_getframe = sys._getframe
+_scope_get = _SCOPE.get
+
+ExcFields = tuple[str | None, str | None, str | None]
+
+
+#: A level's log call: (trace, message, _is_err, _exc, _depth, _queue) -> the record's values
+#: without _queue, None with it.
+_LogCall = Callable[..., Any]
+
+
+def _log_call(levelno: int) -> _LogCall:
+    """The log call of one level: ``Trace.info`` and its siblings are made here.
+
+    A call's whole work is one function, with the level's number and name bound in it: each
+    Python call level costs the caller several percent (measured: building and queueing in
+    separate calls cost 7% more, and a level method calling a shared builder another 8%).
+    The leading-underscore arguments are for ``Trace._record``, the other paths' way in: with
+    ``_queue=False`` the call returns the record's values and queues nothing.
+
+    It builds a record's values as a plain tuple in ``Record``'s field order and, with
+    ``_queue``, appends it to every sink whose level admits it (offer_all's loop, inlined for
+    the same reason). Sinks' buffers hold plain tuples: the garbage collector stops tracking a
+    tuple of plain values, but never a tuple subclass, and re-scanning every queued Record cost
+    the caller more than building it. Workers index the tuples, or make Records (``as_record``).
+    A level below the trace's queues nothing.
+    """
+    level = level_name(levelno)
+
+    def log(
+        self: Trace,
+        message: Any,
+        _is_err: bool = levelno >= 40,
+        _exc: ExcFields | None = None,
+        _depth: int = 1,
+        _queue: bool = True,
+    ) -> RecordValues | None:
+        if _queue and levelno < self.level:
+            return None
+        frame = _getframe(_depth)
+        code = frame.f_code
+        sc = _scope_get()
+        if sc is _EMPTY:
+            wf, job, stage = self._names
+        else:  # the scope's workflow, job and stage names, or the trace's
+            names = self._names
+            wf, job, stage = sc[0] or names[0], sc[1] or names[1], sc[2] or names[2]
+        if type(message) is not str:
+            message = _text(message)
+        exc_type, exc_message, exc_tb = _exc or (None, None, None)
+        rec = (
+            time_ns(),
+            level,
+            levelno,
+            message,
+            self.run_id,
+            self.parent_run_id,
+            wf,
+            job,
+            stage,
+            code.co_filename,
+            frame.f_lineno,
+            code.co_name,
+            _record._pid,
+            get_ident(),
+            _record._host or host_name(),
+            next(_record._ids),  # the record id, made whole off this thread (see _record)
+            _is_err,
+            self._record_extras,
+            exc_type,
+            exc_message,
+            exc_tb,
+            "log",
+            None,
+            None,
+            None,
+            None,
+            None,
+            len(message) + 256,
+        )
+        if not _queue:
+            return rec
+        try:
+            if rec[-1] < _BIG:
+                for lvl, dq, ch in self.handler._targets:
+                    if levelno >= lvl:
+                        if len(dq) < ch._wake_records:
+                            dq.append(rec)
+                        else:
+                            ch.offer(rec)
+            else:
+                offer_all(self.handler._targets, rec, levelno)
+        except TraceClosedError as exc:
+            self.handler._refused(rec, exc)
+        return None
+
+    log.__name__ = level.lower()
+    log.__qualname__ = f"Trace.{log.__name__}"
+    log.__doc__ = f"Log ``message`` at {level}."
+    if len(_LOG_CALLS) < 64:  # the named levels, and a few custom ones through writer()
+        _LOG_CALLS[levelno] = log
+    return log
+
+
+_LOG_CALLS: dict[int, _LogCall] = {}
+
+
+class Trace:
+    """Logs a run's records to every sink of its MultiHandler.
+
+    Each call builds one record on the caller's thread and queues it; sink workers write.
+    Workflow, job and stage names come from the active scope (see ``trace_scope``), falling back
+    to those in ``extras``.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        parent_run_id: str | None = None,
+        extras: dict[str, Any] | None = None,
+        handler: MultiHandler | None = None,
+        level: int = logging.DEBUG,
+    ) -> None:
+        self.run_id = run_id
+        self.parent_run_id = parent_run_id
+        self.extras: dict[str, Any] = dict(extras or {})
+        self.handler = handler or MultiHandler(
+            run_id,
+            parent_run_id,
+            extras=self.extras,
+            fail_silently=bool(self.extras.get("fail_silently", True)),
+        )
+        self.level = level
+        # Stamps and extras of this trace's records (a MultiTrace may share a handler that
+        # was made with other extras).
+        self._names = name_defaults(self.extras)
+        self._record_extras = user_extras(self.extras)
+
+    # -- building and queueing -----------------------------------------------------------------
+    def _record(
+        self,
+        levelno: int,
+        message: Any,
+        is_err: bool,
+        exc: ExcFields | None,
+        depth: int,
+        queue: bool = True,
+    ) -> RecordValues:
+        """Build a record's values, a plain tuple in ``Record``'s field order, and with
+        ``queue`` put it on every sink whose level admits it. ``depth`` counts the frames from
+        here to the user's call. The paths other than ``info`` and its siblings come here: the
+        work is the level's log call (see ``_log_call``), one frame further down."""
+        call = _LOG_CALLS.get(levelno) or _log_call(levelno)
+        rec: RecordValues = call(self, message, is_err, exc, depth + 1, False)
+        if queue:
+            self._queue(rec, levelno)
+        return rec
+
+    def _queue(self, rec: RecordValues, levelno: int) -> None:
+        """Put ``rec`` on every sink whose level admits it."""
+        try:
+            offer_all(self.handler._targets, rec, levelno)
+        except TraceClosedError as exc:
+            self.handler._refused(rec, exc)
+
+    def _log(self, levelno: int, message: Any, is_err: bool = False, exc: Any = None) -> None:
+        if levelno >= self.level:
+            self._record(levelno, message, is_err or levelno >= 40, exc, 3)
+
+    if TYPE_CHECKING:  # what type checkers see; the calls are made by _log_call
+
+        def debug(self, message: Any) -> None: ...
+        def info(self, message: Any) -> None: ...
+        def warning(self, message: Any) -> None: ...
+        def error(self, message: Any) -> None: ...
+        def critical(self, message: Any) -> None: ...
+
+    else:
+        debug = _log_call(10)
+        info = _log_call(20)
+        warning = _log_call(30)
+        error = _log_call(40)
+        critical = _log_call(50)
+
+    def exception(self, message: Any) -> None:
+        """Log at ERROR with the exception being handled, its type, message and traceback."""
+        self._log(40, message, True, exception_fields(sys.exc_info()))  # type: ignore[arg-type]
+
+    def writer(self, message: Any, level: str | int, is_err: bool = False) -> None:
+        """Log ``message`` at ``level`` (a name such as "info", or a number). ``is_err`` sends
+        it to the error stream of text sinks whatever its level. An unknown level name raises
+        ValueError naming the level and the valid ones with fail_silently=False; otherwise the
+        record is logged at WARNING and the level reported."""
+        levelno = _writer_level(self.handler, level)
+        exc = exception_fields(sys.exc_info()) if str(level).lower() == "exception" else None  # type: ignore[arg-type]
+        self._log(levelno, message, is_err, exc)
+
+    def event(
+        self,
+        scope: str,
+        event: str,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        duration: float | None = None,
+        error: BaseException | None = None,
+    ) -> Record:
+        """Log a lifecycle event: ``scope`` is workflow/job/stage, ``event`` one of started,
+        succeeded, failed, skipped, cancelled. Returns the record queued."""
+        if scope not in _record.SCOPES:
+            raise ValueError(f"scope: expected one of {', '.join(_record.SCOPES)}, got {scope!r}")
+        if event not in _record.EVENTS:
+            raise ValueError(f"event: expected one of {', '.join(_record.EVENTS)}, got {event!r}")
+        status = status or ("running" if event == "started" else event)
+        levelno = 40 if event == "failed" else 20
+        exc = None
+        if error is not None:
+            exc = exception_fields((type(error), error, error.__traceback__))
+        label = name or "?"
+        text = f"{scope} {label!r} {event}"
+        if duration is not None:
+            text += f" in {duration:.3f}s"
+        if error is not None:
+            text += f": {type(error).__name__}: {error}"
+        rec = as_record(self._record(levelno, text, levelno >= 40, exc, 2, queue=False))._replace(
+            kind="event", scope=scope, event=event, status=status, duration=duration
+        )
+        if name is not None:
+            if scope == "workflow":
+                rec = rec._replace(workflow_name=name)
+            elif scope == "job":
+                rec = rec._replace(job_name=name)
+            else:
+                rec = rec._replace(stage_name=name)
+        for lvl, _, ch in self.handler._targets:
+            if levelno >= lvl:
+                ch.offer(rec)
+        return rec
+
+    # -- async twins: queue without blocking the event loop --------------------------------------
+    async def awriter(self, message: Any, level: str | int, is_err: bool = False) -> None:
+        await self._alog(_writer_level(self.handler, level), message, is_err)
+
+    async def _alog(self, levelno: int, message: Any, is_err: bool = False) -> None:
+        if levelno < self.level:
+            return
+        rec = self._record(levelno, message, is_err or levelno >= 40, None, 3, queue=False)
+        try:
+            for lvl, _, ch in self.handler._targets:
+                if levelno >= lvl and not ch.offer_nowait(rec):
+                    # The buffer is full and the policy is to block: wait off the loop.
+                    import asyncio  # here, not at the top: it costs ~30 ms of import time
+
+                    await asyncio.to_thread(ch.offer, rec)
+        except TraceClosedError as exc:
+            self.handler._refused(rec, exc)
+
+    async def adebug(self, message: Any) -> None:
+        await self._alog(10, message)
+
+    async def ainfo(self, message: Any) -> None:
+        await self._alog(20, message)
+
+    async def awarning(self, message: Any) -> None:
+        await self._alog(30, message)
+
+    async def aerror(self, message: Any) -> None:
+        await self._alog(40, message)
+
+    async def acritical(self, message: Any) -> None:
+        await self._alog(50, message)
+
+    async def aexception(self, message: Any) -> None:
+        self.exception(message)
+
+    # -- handlers --------------------------------------------------------------------------------
+    def add_handler(self, handler: logging.Handler) -> None:
+        self.handler.add_handler(handler)
+
+    def remove_handler(self, handler: logging.Handler) -> None:
+        self.handler.remove_handler(handler)
+
+    def get_handler_by_type(self, handler_type: type[H]) -> H | None:
+        return self.handler.get_handler_by_type(handler_type)
+
+    def get_handlers_by_type(self, handler_type: type[H]) -> list[H]:
+        return self.handler.get_handlers_by_type(handler_type)
+
+    @property
+    def handler_count(self) -> int:
+        return self.handler.handler_count
+
+    @property
+    def handler_types(self) -> list[str]:
+        return self.handler.handler_types
+
+    def health(self) -> dict[str, SinkHealth]:
+        """Each sink's counters: written, dropped, failed, queued, last error."""
+        return self.handler.health()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once everything logged before the call is written."""
+        self.handler.flush(timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush and close every sink. Idempotent."""
+        self.handler.close(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float | None = 30.0) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.close, timeout)
+
+    def __enter__(self) -> Trace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Trace:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} run_id={self.run_id!r} handlers={self.handler_types}>"
+
+
+def _text(message: Any) -> str:
+    """``str(message)``; a broken ``__str__`` must not reach the caller."""
+    try:
+        return str(message)
+    except Exception as exc:
+        return f"<unprintable {type(message).__name__}: {type(exc).__name__}>"
+
+
+def _writer_level(handler: MultiHandler, level: str | int) -> int:
+    """The number of ``level``. An unknown name raises ValueError with fail_silently=False;
+    otherwise it is reported and WARNING is used, so the record is not lost."""
+    try:
+        return level_number(level)
+    except ValueError as exc:
+        if not handler.fail_silently:
+            raise
+        report(f"level:{str(level)[:50]}", f"workflow-traces: {exc}; logged at WARNING")
+        return 30
+
+
+class MultiTrace(Trace):
+    """A trace over a MultiHandler, with the spec's constructor."""
+
+    def __init__(
+        self,
+        url: ParseResult,
+        run_id: str,
+        parent_run_id: str | None = None,
+        extras: dict[str, Any] | None = None,
+        handler: MultiHandler | None = None,
+    ) -> None:
+        super().__init__(run_id, parent_run_id, extras, handler)
+        self.url = url
+
+
+def get_trace(
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    extras: dict[str, Any] | None = None,
+) -> MultiTrace:
+    """A trace for ``run_id``, its sinks built from ``extras`` (``trace_type`` and, for
+    "multi", ``handlers``) over the TRACE_* settings. Inside a scope, a missing run_id and
+    parent_run_id come from the scope; otherwise a run_id is generated.
+
+    Inside a workflow scope of the plain or DAG adapter, ``get_trace()`` with no extras (and no
+    run id, or the scope's) returns that workflow's trace, stamped with the current names: no
+    new sinks are opened, and its ``close()`` only flushes."""
+    from workflow_traces.core.scoped import active_trace
+    from workflow_traces.settings.factory import build_handlers
+
+    active = active_trace()
+    if (
+        active is not None
+        and not extras
+        and run_id in (None, active.run_id)
+        and parent_run_id in (None, active.parent_run_id)
+    ):
+        return active
+    sc = _SCOPE.get()
+    if run_id is None:
+        import uuid
+
+        run_id = sc.run_id or uuid.uuid4().hex
+        if parent_run_id is None:
+            parent_run_id = sc.parent_run_id
+    extras = dict(extras or {})
+    trace_type, fail_silently, handlers, merged = build_handlers(run_id, parent_run_id, extras)
+    handler = MultiHandler(
+        run_id, parent_run_id, handlers=handlers, extras=merged, fail_silently=fail_silently
+    )
+    url = urlparse(f"{trace_type}://")
+    return MultiTrace(url, run_id, parent_run_id, merged, handler)

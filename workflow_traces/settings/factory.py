@@ -1,0 +1,136 @@
+"""Turning validated configuration into handlers. Handlers themselves take plain arguments."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from workflow_traces.diagnostics import report
+from workflow_traces.errors import ConfigError, TraceError
+from workflow_traces.settings.config import (
+    ElasticsearchConfig,
+    FileConfig,
+    RestAPIConfig,
+    SQLiteConfig,
+    validate_handler,
+)
+
+__all__ = ["build_child", "build_handler", "build_handlers"]
+
+
+def build_handler(
+    cfg: Any,
+    run_id: str,
+    parent_run_id: str | None,
+    extras: dict[str, Any],
+    fail_silently: bool,
+) -> logging.Handler:
+    """One handler from one validated handler config."""
+    common = {
+        "buffer_size": cfg.buffer_size,
+        "flush_interval": cfg.flush_interval,
+        "queue_size": cfg.queue_size,
+        "overflow": cfg.overflow,
+        "block_timeout": cfg.block_timeout,
+        "fail_silently": fail_silently,
+        "level": logging.getLevelName(cfg.level),
+    }
+    if isinstance(cfg, FileConfig):
+        from workflow_traces.exporters.file import WorkflowFileHandler
+
+        return WorkflowFileHandler(run_id, parent_run_id, cfg.path, extras, **common)
+    if isinstance(cfg, SQLiteConfig):
+        from workflow_traces.exporters.sqlite.handler import SQLiteHandler
+
+        return SQLiteHandler(run_id, parent_run_id, cfg.path, extras, **common)
+    if isinstance(cfg, RestAPIConfig | ElasticsearchConfig):
+        try:
+            from workflow_traces.exporters import network as _network
+        except ImportError as exc:
+            raise ConfigError(
+                f"type: {cfg.type!r} handlers are not available in this build ({exc})"
+            ) from None
+        handler: logging.Handler = _network.build(cfg, run_id, parent_run_id, extras, common)
+        return handler
+    raise ConfigError(f"type: unknown handler config {type(cfg).__name__}")
+
+
+def build_handlers(
+    run_id: str, parent_run_id: str | None, extras: dict[str, Any]
+) -> tuple[str, bool, list[logging.Handler], dict[str, Any]]:
+    """Resolve the TRACE_* settings with ``extras`` over them and build the handlers:
+    (trace_type, fail_silently, handlers, extras with the settings' stamps added). A handler
+    that cannot be built raises when fail_silently is False and is left out, with a warning,
+    when it is True. The settings are cached (see ``TraceSettings.load``)."""
+    from workflow_traces.settings.effective import resolve
+    from workflow_traces.settings.model import TraceSettings
+
+    profile = extras.get("profile")
+    settings = TraceSettings.load(profile=profile if isinstance(profile, str) else None)
+    eff = resolve(settings, extras)
+    handlers: list[logging.Handler] = []
+    for index, cfg in enumerate(eff.handlers):
+        try:
+            handlers.append(
+                build_handler(cfg, run_id, parent_run_id, eff.extras, eff.fail_silently)
+            )
+        except (TraceError, OSError) as exc:
+            if not eff.fail_silently:
+                for built in handlers:  # stop the workers of those already built
+                    built.close()
+                if isinstance(exc, ConfigError):
+                    raise ConfigError(_name_build_error(exc, index, eff)) from None
+                raise
+            report(
+                f"build:{cfg.type}",
+                f"workflow-traces: left out handler {index} ({cfg.type}): "
+                f"{_name_build_error(exc, index, eff)}",
+            )
+    return eff.trace_type, eff.fail_silently, handlers, eff.extras
+
+
+def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:
+    """``path: cannot create ...`` named after what set the path: ``TRACE_HANDLERS__0__PATH``,
+    ``handlers[0].path`` or, for a single trace, ``path`` / ``TRACE_PATH``."""
+    text = str(exc)
+    head, sep, rest = text.partition(": ")
+    if not (sep and head.isidentifier()):
+        return text if eff.trace_type != "multi" else f"handlers[{index}]: {text}"
+    loc = ("handlers", index, head)
+    origin = eff.origins.get(loc)
+    if origin is not None and origin.source != "default":
+        where = f" (set in {origin.file})" if origin.file else ""
+        return f"{origin.name(loc)}: {rest}{where}"
+    return text if eff.trace_type != "multi" else f"handlers[{index}].{text}"
+
+
+def build_child(
+    data: Mapping[str, Any],
+    index: int,
+    run_id: str,
+    parent_run_id: str | None,
+    extras: dict[str, Any],
+    fail_silently: bool,
+) -> logging.Handler | None:
+    """A MultiHandler child from a handler config dict (``{"type": "file", ...}``), as given to
+    ``MultiHandler(handlers=[...])`` or by ``logging.config.dictConfig``. Invalid keys raise
+    ConfigError naming ``handlers[index]``; a handler that cannot be built raises when
+    fail_silently is False, and is left out (None), with a warning, when it is True."""
+    try:
+        cfg: Any = validate_handler(dict(data))
+    except ConfigError as exc:
+        lines = str(exc).splitlines()
+        raise ConfigError("\n".join(f"handlers[{index}].{line}" for line in lines)) from None
+    try:
+        return build_handler(cfg, run_id, parent_run_id, extras, fail_silently)
+    except (TraceError, OSError) as exc:
+        if not fail_silently:
+            if isinstance(exc, ConfigError):
+                raise ConfigError(f"handlers[{index}].{exc}") from None
+            raise
+        report(
+            f"build:{cfg.type}",
+            f"workflow-traces: left out handler {index} ({cfg.type}): {exc}",
+        )
+        return None
