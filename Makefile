@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# What `make demo` needs: the core package alone (file and SQLite sinks, the DAG runner).
+CORE_STAMP := $(VENV)/.core-installed
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo test lint typecheck bench dist clean
 
 $(STAMP): pyproject.toml tests/support/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +14,14 @@ $(STAMP): pyproject.toml tests/support/pyproject.toml
 	$(BIN)/python -m pip install -qq -e '.[all,dev]' -e tests/support
 	touch $(STAMP)
 
+$(CORE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -e .
+	touch $(CORE_STAMP)
+
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(CORE_STAMP)
 	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)
@@ -29,6 +36,9 @@ test: $(STAMP) lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+dist: $(STAMP)
+	$(BIN)/python -m build --wheel --outdir dist .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
