@@ -143,16 +143,16 @@ class RestAPIConfig(_Handler):
 
     @field_validator("labels")
     @classmethod
-    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+    def _check_labels(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # Each format's own rules for label names (Loki, OTLP, Datadog): see exporters.rest.labels.
+        from workflow_traces.exporters.rest.labels import label_name_problem
+
+        service = info.data.get("service_type", "generic")
+        fmt = info.data.get("format", "json")
         for key in value:
-            if (
-                not key
-                or not (key[0].isalpha() or key[0] == "_")
-                or not all(c.isascii() and (c.isalnum() or c == "_") for c in key)
-            ):
-                raise PydanticCustomError(
-                    "rest_label", f"label name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]*"
-                )
+            problem = label_name_problem(service, fmt, key)
+            if problem is not None:
+                raise PydanticCustomError("rest_label", problem)
         return value
 
     @field_validator("log_stream")
