@@ -158,12 +158,15 @@ def test_cloudwatch_fast_path_gives_the_full_encoding() -> None:
         assert len(requests) > 2
         for req in requests:
             events = [
-                {"timestamp": r.time_ns // 1_000_000, "message": cw.cloudwatch_message(r, limit)}
+                {
+                    "timestamp": r.time_ns // 1_000_000,
+                    "message": cw.cloudwatch_message(r, limit, "{run_id}-{host}"),
+                }
                 for r in req.records
             ]
             expected = {"logGroupName": "group", "logStreamName": req.key, "logEvents": events}
             assert req.body == dumps(expected)
-    assert _templates(cw._contexts) > 10
+    assert _templates(cw._contexts["{run_id}-{host}"]) > 10
 
 
 @pytest.mark.network

@@ -440,7 +440,8 @@ def test_cloudwatch_put_log_events(moto_url: str, sinks: Any) -> None:
     )["events"]
     bodies = [orjson.loads(e["message"]) for e in events]
     assert sorted(b["message"] for b in bodies) == sorted([f"m{i}" for i in range(25)] + ["failed"])
-    assert all(b["run_id"] == "run-cw" for b in bodies)
+    assert all("run_id" not in b for b in bodies)  # the stream's name, "{run_id}" by default
+    assert all(b["host"] and len(b["record_id"]) > 16 for b in bodies)
     stamps = [e["timestamp"] for e in events]
     assert stamps == sorted(stamps)
     failed = next(b for b in bodies if b["message"] == "failed")
