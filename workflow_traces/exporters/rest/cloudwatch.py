@@ -38,6 +38,7 @@ from workflow_traces.core.record import (
     F_RECORD_ID,
     F_TIME_NS,
     Record,
+    RecordValues,
 )
 from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import (
@@ -217,13 +218,15 @@ def encode_cloudwatch(
         size = 0
         first = 0
         for rec in sorted(recs, key=_TIME):
-            ts = rec[F_TIME_NS] // 1_000_000
+            values: RecordValues = rec  # its fields by position, as plain values
+            ts: int = values[F_TIME_NS] // 1_000_000
             found = get(rec)
-            text = rec[F_MESSAGE]
-            if found is not None and found[1] + 6 * (len(text) + len(rec[F_RECORD_ID])) < room:
+            text: str = values[F_MESSAGE]
+            rid: str = values[F_RECORD_ID]
+            if found is not None and found[1] + 6 * (len(text) + len(rid)) < room:
                 p, cost = found
                 message, message_size = _nested(text)
-                record_id, record_id_size = _nested(rec[F_RECORD_ID])
+                record_id, record_id_size = _nested(rid)
                 cost += message_size + record_id_size
                 event = f'{{"timestamp":{ts},"message":"{p[0]}{message}{p[1]}{record_id}{p[2]}"}}'
             else:
