@@ -49,7 +49,7 @@ def test_documents_use_ecs_names_and_read_back_as_the_records(cluster: Cluster) 
     sent, docs = _sent(cluster, index)
     by_id = {r.record_id: r for r in sent}
     failed = next(d for d in docs.values() if d["message"] == "row failed")
-    assert failed["log"]["level"] == "ERROR"
+    assert failed["log"]["level"] == "error"  # as ecs-logging writes it
     assert failed["error"]["type"] == "ValueError"
     assert failed["error"]["message"] == "bad row 7"
     assert "Traceback" in failed["error"]["stack_trace"]
@@ -61,20 +61,29 @@ def test_documents_use_ecs_names_and_read_back_as_the_records(cluster: Cluster) 
     assert failed["host"]["name"] == by_id[failed["record_id"]].host
     assert failed["process"]["pid"] == by_id[failed["record_id"]].process
     assert failed["log"]["origin"]["function"] == "_sent"
-    assert failed["log"]["origin"]["file"]["name"].endswith("test_es_documents.py")
+    assert failed["log"]["origin"]["file"]["name"] == "test_es_documents.py"  # the base name
+    assert failed["log"]["origin"]["file"]["path"] == __file__  # the full path beside it
+    assert failed["process"]["thread"]["name"] == "MainThread"
+    assert failed["process"]["name"] == "MainProcess"
     assert isinstance(failed["log"]["origin"]["file"]["line"], int)
     assert failed["run_id"] == "run-docs"
     assert failed["parent_run_id"] == "parent-1"
     assert failed["workflow_name"] == "etl"
     ts = failed["@timestamp"]
     assert ts.endswith("Z") and len(ts.split(".")[1]) == 10  # nanoseconds
-    end = next(d for d in docs.values() if d.get("event") == "succeeded")
-    assert (end["kind"], end["scope"], end["status"], end["duration"]) == (
-        "event",
-        "workflow",
-        "succeeded",
-        1.25,
-    )
+    end = next(d for d in docs.values() if d.get("status") == "succeeded")
+    assert (end["kind"], end["scope"], end["status"]) == ("event", "workflow", "succeeded")
+    # A lifecycle event is an ECS event: under event.*, never a top-level text.
+    assert end["event"] == {
+        "kind": "event",
+        "action": "succeeded",
+        "outcome": "success",
+        "duration": 1_250_000_000,  # nanoseconds
+    }
+    start = next(d for d in docs.values() if d.get("status") == "running")
+    assert start["event"] == {"kind": "event", "action": "started", "outcome": "unknown"}
+    assert all(isinstance(d.get("event", {}), dict) for d in docs.values())
+    assert not any("duration" in d for d in docs.values())
     # Everything the record holds comes back (size is not stored; the store uses 256 too).
     for doc in docs.values():
         assert record_from_doc(doc) == by_id[doc["record_id"]]._replace(size=256)

@@ -32,7 +32,7 @@ from workflow_traces.exporters.elasticsearch.client import (
     secret,
     status_of,
 )
-from workflow_traces.exporters.elasticsearch.schema import record_from_doc, seq_key
+from workflow_traces.exporters.elasticsearch.schema import event_of, record_from_doc, seq_key
 from workflow_traces.store.local import RunSummary, Store, summarize
 
 __all__ = ["ENV_API_KEY", "ENV_PASSWORD", "ENV_USERNAME", "ElasticsearchStore"]
@@ -250,9 +250,9 @@ class ElasticsearchStore(Store):
         docs.sort(key=lambda d: (int(d["time_ns"]), seq_key(d["record_id"])))
         events: dict[str, list[tuple[str, int, float | None]]] = {}
         for doc in docs:
-            events.setdefault(doc["run_id"], []).append(
-                (doc["event"], int(doc["time_ns"]), doc.get("duration"))
-            )
+            event, duration = event_of(doc)  # ECS event.*, or the earlier top-level fields
+            if event is not None:
+                events.setdefault(doc["run_id"], []).append((event, int(doc["time_ns"]), duration))
         return events
 
     def _summary_rows(self, run_ids: list[str] | None) -> list[RunSummary]:

@@ -290,6 +290,10 @@ class ElasticsearchExporter:
                     )
             elif not client.indices.exists(index=self.index):
                 client.indices.create(index=self.index, mappings=MAPPINGS)
+            else:
+                self._check_layout(client)
+        except PermanentError:
+            raise
         except Exception as exc:
             status = status_of(exc)
             kind, reason = _body_error(exc)
@@ -308,6 +312,25 @@ class ElasticsearchExporter:
             else:
                 raise classify(exc, self._where) from None
         self._prepared = True
+
+    def _check_layout(self, client: Any) -> None:
+        """Refuse an index made by an earlier version for the documents before the ECS event
+        layout: its mapping has ``event`` as text, so every lifecycle event (``event`` is an
+        object now) would be refused one by one."""
+        try:
+            answer = client.indices.get_mapping(index=self.index)
+        except Exception:
+            return  # not allowed to look: write, and let the cluster answer per document
+        body = getattr(answer, "body", answer)
+        for index in body.values() if isinstance(body, dict) else ():
+            event = (index.get("mappings", {}).get("properties") or {}).get("event") or {}
+            if event.get("type") not in (None, "object"):
+                raise PermanentError(
+                    f"index {self.index!r} at {self._where} was made by an earlier "
+                    f"workflow-traces: its 'event' is mapped as {event.get('type')}, and "
+                    "documents now keep lifecycle events under the ECS event object; write to a "
+                    "new index_name (the store reads both)"
+                )
 
 
 def _body_error(exc: BaseException) -> tuple[str, str]:

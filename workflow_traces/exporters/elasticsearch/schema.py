@@ -1,14 +1,24 @@
-"""How a record looks in Elasticsearch: the document (ECS field names plus ours), the mapping,
-and the way back from a document to a record.
+"""How a record looks in Elasticsearch (and OpenSearch): the document (ECS field names plus
+ours), the mapping, and the way back from a document to a record.
 
-ECS fields: ``@timestamp`` (nanosecond precision), ``message``, ``log.level``, ``log.logger``,
-``log.origin.file.name/line``, ``log.origin.function``, ``service.name``, ``host.name``,
-``process.pid``, ``process.thread.id``, ``error.type/message/stack_trace``, ``labels.*`` (the
-run's scalar extras, as keywords) and ``ecs.version``. Ours, at the top level: ``run_id``,
-``parent_run_id``, ``workflow_name``, ``job_name``, ``stage_name``, ``kind``, ``scope``,
-``event``, ``status``, ``duration``, ``record_id``, ``levelno``, ``is_err``, ``time_ns`` (exact
-nanoseconds, so records read back are the records written) and ``extras`` (stored, not indexed).
-Fields whose value is None are left out.
+ECS fields, with the values ``ecs-logging``'s ``StdlibFormatter`` writes for the same call:
+``@timestamp`` (nanosecond precision), ``message``, ``log.level`` (the level's name in lower
+case), ``log.logger``, ``log.origin.file.name`` (the file's base name) and ``.line``,
+``log.origin.function``, ``service.name``, ``host.name``, ``process.pid``, ``process.name``,
+``process.thread.id`` and ``.name``, ``error.type/message/stack_trace``, ``labels.*`` (the run's
+scalar extras, as keywords) and ``ecs.version``. ECS has no field for the source file's full path:
+it goes in ``log.origin.file.path`` beside the base name. A lifecycle event is an ECS event:
+``event.kind`` ``"event"``, ``event.action`` (started, succeeded, failed, skipped, cancelled),
+``event.outcome`` (success, failure or unknown) and ``event.duration`` (nanoseconds); there is no
+top-level ``event`` text, which would collide with ECS mappings such as the built-in ``logs-*-*``
+templates. Ours, at the top level: ``run_id``, ``parent_run_id``, ``workflow_name``,
+``job_name``, ``stage_name``, ``kind``, ``scope``, ``status``, ``record_id``, ``levelno``,
+``is_err``, ``time_ns`` (exact nanoseconds, so records read back are the records written) and
+``extras`` (stored, not indexed). Fields whose value is None are left out.
+
+Documents written before the ECS event layout (a top-level ``event`` text and ``duration`` in
+seconds, ``log.level`` in upper case, the full path in ``log.origin.file.name``) read back as
+well: :func:`record_from_doc` takes both.
 
 Pure functions only: no client, no I/O. Runs on the sink's worker.
 """
@@ -16,12 +26,15 @@ Pure functions only: no client, no I/O. Runs on the sink's worker.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import LEVELS, Record, level_name
 from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import json_text
 
@@ -30,13 +43,17 @@ __all__ = [
     "MAPPINGS",
     "encode_action",
     "encode_actions",
+    "event_of",
     "record_from_doc",
     "record_to_doc",
     "seq_key",
     "timestamp_ns",
 ]
 
-ECS_VERSION = "8.11.0"
+#: The ECS version the documents follow (ecs-logging itself still writes 1.6.0).
+ECS_VERSION = "8.17.0"
+#: ECS ``event.outcome`` of each lifecycle event.
+OUTCOMES = {"succeeded": "success", "failed": "failure"}
 
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}
 _TEXT = {"type": "text"}
@@ -59,7 +76,11 @@ MAPPINGS: dict[str, Any] = {
                 "origin": {
                     "properties": {
                         "file": {
-                            "properties": {"name": _KEYWORD, "line": {"type": "long"}},
+                            "properties": {
+                                "name": _KEYWORD,
+                                "path": _KEYWORD,
+                                "line": {"type": "long"},
+                            },
                         },
                         "function": _KEYWORD,
                     }
@@ -72,7 +93,16 @@ MAPPINGS: dict[str, Any] = {
         "process": {
             "properties": {
                 "pid": {"type": "long"},
-                "thread": {"properties": {"id": {"type": "long"}}},
+                "name": _KEYWORD,
+                "thread": {"properties": {"id": {"type": "long"}, "name": _KEYWORD}},
+            }
+        },
+        "event": {
+            "properties": {
+                "kind": _KEYWORD,
+                "action": _KEYWORD,
+                "outcome": _KEYWORD,
+                "duration": {"type": "long"},
             }
         },
         "error": {
@@ -91,9 +121,7 @@ MAPPINGS: dict[str, Any] = {
         "stage_name": _KEYWORD,
         "kind": _KEYWORD,
         "scope": _KEYWORD,
-        "event": _KEYWORD,
         "status": _KEYWORD,
-        "duration": {"type": "double"},
         "record_id": _KEYWORD,
         "is_err": {"type": "boolean"},
         "extras": {"type": "object", "enabled": False},
@@ -101,6 +129,8 @@ MAPPINGS: dict[str, Any] = {
 }
 
 _LABEL_TYPES = (str, int, float, bool)
+#: log.level of the standard levels (the others: the name in lower case).
+_levels = {name: name.lower() for name in LEVELS}
 
 # @timestamp text of the last whole second seen, replaced as one tuple so that several sink
 # workers can share it: records arrive in bursts within one second.
@@ -147,7 +177,9 @@ def _origin(filename: str | None, lineno: int | None, func: str | None) -> dict[
         if filename is not None or lineno is not None:
             file: dict[str, Any] = {}
             if filename is not None:
-                file["name"] = filename
+                file["name"] = os.path.basename(filename) or filename
+                if file["name"] != filename:
+                    file["path"] = filename
             if lineno is not None:
                 file["line"] = lineno
             origin["file"] = file
@@ -159,13 +191,46 @@ def _origin(filename: str | None, lineno: int | None, func: str | None) -> dict[
     return origin or None
 
 
+def _process_name(pid: int) -> str | None:
+    """The process's name as logging's LogRecord.processName gives it, when ``pid`` is this
+    process (a record from the spool may come from another)."""
+    if pid != os.getpid():
+        return None
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return "MainProcess"
+    try:
+        return str(mp.current_process().name)
+    except Exception:  # pragma: no cover - as logging does
+        return None
+
+
+def _thread_name(pid: int, ident: int) -> str | None:
+    """The name of thread ``ident`` of this process while it runs (logging's threadName)."""
+    if pid != os.getpid():
+        return None
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return None
+
+
 def _process(pid: int, thread: int) -> dict[str, Any]:
     key = (pid, thread)
     proc = _processes.get(key)
     if proc is None:
         if len(_processes) >= _CACHE_MAX:
             _processes.clear()
-        proc = _processes[key] = {"pid": pid, "thread": {"id": thread}}
+        proc = {"pid": pid}
+        name = _process_name(pid)
+        if name is not None:
+            proc["name"] = name
+        thread_doc: dict[str, Any] = {"id": thread}
+        thread_name = _thread_name(pid, thread)
+        if thread_name is not None:
+            thread_doc["name"] = thread_name
+        proc["thread"] = thread_doc
+        _processes[key] = proc
     return proc
 
 
@@ -221,7 +286,7 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
         logger,
         _size,
     ) = rec
-    log: dict[str, Any] = {"level": level}
+    log: dict[str, Any] = {"level": _levels.get(level) or level.lower()}
     if logger is not None:
         log["logger"] = logger
     origin = _origin(filename, lineno, func_name)
@@ -255,11 +320,16 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
     if scope is not None:
         doc["scope"] = scope
     if event is not None:
-        doc["event"] = event
+        ecs_event: dict[str, Any] = {
+            "kind": "event",
+            "action": event,
+            "outcome": OUTCOMES.get(event, "unknown"),
+        }
+        if duration is not None:
+            ecs_event["duration"] = round(duration * 1_000_000_000)
+        doc["event"] = ecs_event
     if status is not None:
         doc["status"] = status
-    if duration is not None:
-        doc["duration"] = duration
     if exc_type is not None or exc_message is not None or exc_traceback is not None:
         error: dict[str, Any] = {}
         if exc_type is not None:
@@ -355,19 +425,50 @@ def _get(doc: dict[str, Any], *path: str) -> Any:
     return value
 
 
+def event_of(doc: dict[str, Any]) -> tuple[str | None, float | None]:
+    """A document's lifecycle event and its duration in seconds: ECS ``event.action`` and
+    ``event.duration`` (nanoseconds), or the top-level ``event`` and ``duration`` (seconds) of
+    documents written before the ECS layout."""
+    event = doc.get("event")
+    if isinstance(event, dict):
+        ns = event.get("duration")
+        return event.get("action"), None if ns is None else ns / 1_000_000_000
+    duration = doc.get("duration")
+    return event, None if duration is None else float(duration)
+
+
+def _level(text: str, levelno: int) -> str:
+    """The record's level name from ``log.level``: ``info`` is ``INFO``; a level without a
+    name of its own reads back as ``Level 25``, as logging names it."""
+    upper = text.upper()
+    if upper in LEVELS:
+        return upper
+    name = level_name(levelno)
+    return name if name.lower() == text.lower() else upper
+
+
+def _file(doc: dict[str, Any]) -> str | None:
+    path = _get(doc, "log", "origin", "file", "path")
+    found: str | None = path if path is not None else _get(doc, "log", "origin", "file", "name")
+    return found
+
+
 def record_from_doc(doc: dict[str, Any]) -> Record:
-    """The record a document was made from (``size`` is not stored: it reads back as 256)."""
+    """The record a document was made from (``size`` is not stored: it reads back as 256).
+    Documents of both layouts are read (see the module's notes)."""
+    levelno = int(doc["levelno"])
+    event, duration = event_of(doc)
     return Record(
         time_ns=int(doc["time_ns"]),
-        level=doc["log"]["level"],
-        levelno=int(doc["levelno"]),
+        level=_level(doc["log"]["level"], levelno),
+        levelno=levelno,
         message=doc["message"],
         run_id=doc["run_id"],
         parent_run_id=doc.get("parent_run_id"),
         workflow_name=doc.get("workflow_name"),
         job_name=doc.get("job_name"),
         stage_name=doc.get("stage_name"),
-        filename=_get(doc, "log", "origin", "file", "name"),
+        filename=_file(doc),
         lineno=_get(doc, "log", "origin", "file", "line"),
         func_name=_get(doc, "log", "origin", "function"),
         process=_get(doc, "process", "pid"),
@@ -381,9 +482,9 @@ def record_from_doc(doc: dict[str, Any]) -> Record:
         exc_traceback=_get(doc, "error", "stack_trace"),
         kind=doc.get("kind", "log"),
         scope=doc.get("scope"),
-        event=doc.get("event"),
+        event=event,
         status=doc.get("status"),
-        duration=doc.get("duration"),
+        duration=duration,
         logger=_get(doc, "log", "logger"),
     )
 
