@@ -17,13 +17,9 @@ from local_services import LocalElasticsearch
 
 from workflow_traces.core.record import Record, new_record_id
 from workflow_traces.core.stdlib import from_log_record
+from workflow_traces.exporters.elasticsearch.documents import record_from_doc
 from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
-from workflow_traces.exporters.elasticsearch.schema import (
-    ECS_VERSION,
-    MAPPINGS,
-    record_from_doc,
-    record_to_doc,
-)
+from workflow_traces.exporters.elasticsearch.schema import ECS_VERSION, MAPPINGS, record_to_doc
 from workflow_traces.store.elasticsearch import ElasticsearchStore
 
 pytestmark = pytest.mark.network

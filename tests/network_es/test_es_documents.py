@@ -10,9 +10,15 @@ import pytest
 from es_helpers import Cluster, Memory, ids_of, trace_with
 
 from workflow_traces.core.record import Record
-from workflow_traces.exporters.elasticsearch.schema import ECS_VERSION, record_from_doc
+from workflow_traces.exporters.elasticsearch.documents import record_from_doc
+from workflow_traces.exporters.elasticsearch.schema import ECS_VERSION
 
 pytestmark = pytest.mark.network
+
+
+def _body(answer: Any) -> Any:
+    """An answer's JSON: the Elasticsearch client wraps it (``.body``), opensearch-py does not."""
+    return getattr(answer, "body", answer)
 
 
 def _sent(cluster: Cluster, index: str, **kwargs: Any) -> tuple[list[Record], dict[str, Any]]:
@@ -92,7 +98,7 @@ def test_documents_use_ecs_names_and_read_back_as_the_records(cluster: Cluster) 
 def test_plain_index_is_created_with_the_mapping(cluster: Cluster) -> None:
     index = cluster.new_index()
     _sent(cluster, index)
-    mapping = cluster.client().indices.get_mapping(index=index).body
+    mapping = cluster.api().mapping(index)
     props = next(iter(mapping.values()))["mappings"]["properties"]
     assert props["@timestamp"]["type"] == "date_nanos"
     assert props["run_id"]["type"] == "keyword"
@@ -103,22 +109,29 @@ def test_plain_index_is_created_with_the_mapping(cluster: Cluster) -> None:
 
 def test_existing_index_is_used_as_it_is(cluster: Cluster) -> None:
     index = cluster.new_index()
-    cluster.client().indices.create(
-        index=index, mappings={"properties": {"run_id": {"type": "keyword"}}}
-    )
+    cluster.api().create_index(index, {"properties": {"run_id": {"type": "keyword"}}})
     sent, docs = _sent(cluster, index)
     assert ids_of(sent) == ids_of(docs.values())
 
 
+def _needs_data_streams(cluster: Cluster) -> None:
+    if cluster.is_opensearch and not cluster.is_real:
+        # A gap of osmem-server, not of OpenSearch: it answers each document of a data stream
+        # with 400 "data streams are not supported by osmem" (test_osmem_has_no_data_streams).
+        # The opensearch_real suite runs these against a real OpenSearch.
+        pytest.skip("osmem-server has no data streams")
+
+
 def test_data_stream_mode_writes_with_create(cluster: Cluster) -> None:
+    _needs_data_streams(cluster)
     stream = cluster.new_index("data_stream")
     sent, docs = _sent(cluster, stream, data_stream=True)
     assert ids_of(sent) == ids_of(docs.values())
     client = cluster.client()
-    info = client.indices.get_data_stream(name=stream).body["data_streams"][0]
+    info = _body(client.indices.get_data_stream(name=stream))["data_streams"][0]
     assert info["name"] == stream
     assert info["template"] == stream
-    template = client.indices.get_index_template(name=stream).body["index_templates"][0]
+    template = _body(client.indices.get_index_template(name=stream))["index_templates"][0]
     assert template["index_template"]["index_patterns"] == [stream]
     if cluster.local is not None:
         bulks = [r for r in cluster.local.requests if r.path.endswith("/_bulk")]
@@ -128,6 +141,8 @@ def test_data_stream_mode_writes_with_create(cluster: Cluster) -> None:
 @pytest.mark.parametrize("data_stream", [False, True], ids=["index", "data_stream"])
 def test_a_batch_sent_twice_keeps_one_copy(cluster: Cluster, data_stream: bool) -> None:
     """What a retry does after a lost response: the same _ids again, no duplicates."""
+    if data_stream:
+        _needs_data_streams(cluster)
     index = cluster.new_index("data_stream" if data_stream else "index")
     memory = Memory()
     handler = cluster.handler("run-twice", index, data_stream=data_stream)
@@ -147,9 +162,7 @@ def test_a_batch_sent_twice_keeps_one_copy(cluster: Cluster, data_stream: bool) 
 def test_documents_that_do_not_fit_the_mapping_are_dropped_and_reported(cluster: Cluster) -> None:
     """A real 400 per item: ``message`` mapped as a number."""
     index = cluster.new_index()
-    cluster.client().indices.create(
-        index=index, mappings={"properties": {"message": {"type": "long"}}}
-    )
+    cluster.api().create_index(index, {"properties": {"message": {"type": "long"}}})
     memory = Memory()
     handler = cluster.handler("run-400", index, fail_silently=True)
     trace = trace_with("run-400", [handler, memory])

@@ -30,6 +30,7 @@ __all__ = [
     "FileConfig",
     "HandlerConfig",
     "KeyStyle",
+    "OpenSearchConfig",
     "RestAPIConfig",
     "SQLiteConfig",
     "TraceConfig",
@@ -214,11 +215,18 @@ class ElasticsearchConfig(_Handler):
     retry_max_delay: float = Field(default=30.0, gt=0)
 
 
+class OpenSearchConfig(ElasticsearchConfig):
+    """The OpenSearch sink: the Elasticsearch sink's keys (``es_hosts`` names the OpenSearch
+    hosts), through the opensearch-py client; OpenSearch has no API keys."""
+
+    type: Literal["opensearch"] = "opensearch"  # type: ignore[assignment]
+
+
 HandlerConfig = Annotated[
-    FileConfig | SQLiteConfig | RestAPIConfig | ElasticsearchConfig,
+    FileConfig | SQLiteConfig | RestAPIConfig | ElasticsearchConfig | OpenSearchConfig,
     Field(discriminator="type"),
 ]
-HANDLER_TYPES = ("file", "sqlite", "restapi", "elasticsearch")
+HANDLER_TYPES = ("file", "sqlite", "restapi", "elasticsearch", "opensearch")
 
 
 class TraceConfig(BaseModel):
@@ -240,6 +248,7 @@ _HANDLER_MODELS: dict[str, type[_Handler]] = {
     "sqlite": SQLiteConfig,
     "restapi": RestAPIConfig,
     "elasticsearch": ElasticsearchConfig,
+    "opensearch": OpenSearchConfig,
 }
 
 
