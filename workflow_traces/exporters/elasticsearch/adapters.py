@@ -145,6 +145,7 @@ class OpenSearchAdapter:
             password = "" if connection.password is None else connection.password.get_secret_value()
             options["http_auth"] = (connection.username, password)
         self.raw = OpenSearch(list(connection.hosts), **options)
+        self._where = connection.describe()
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
         from opensearchpy.exceptions import (
@@ -157,15 +158,20 @@ class OpenSearchAdapter:
         try:
             return method(**kwargs)
         except SSLError as exc:
-            raise PermanentError(f"TLS failed with OpenSearch: {str(exc)[:200]}") from None
+            raise PermanentError(
+                f"TLS failed with OpenSearch at {self._where}: {_short(exc)} (set ca_certs to "
+                "the cluster's CA file, or verify_certs=False to skip the check)"
+            ) from None
         except ConnectionTimeout:
-            raise RetryableError("OpenSearch timed out") from None
+            raise RetryableError(f"OpenSearch at {self._where} timed out") from None
         except ConnectionError as exc:
-            raise RetryableError(f"cannot reach OpenSearch: {str(exc)[:200]}") from None
+            raise RetryableError(
+                f"cannot reach OpenSearch at {self._where}: {_short(exc)}"
+            ) from None
         except TransportError as exc:
             status = exc.status_code
             if not isinstance(status, int):
-                raise RetryableError(f"OpenSearch failed: {str(exc)[:200]}") from None
+                raise RetryableError(f"OpenSearch at {self._where} failed: {_short(exc)}") from None
             raise ApiFailure(status, exc.info if isinstance(exc.info, dict) else None) from None
 
     def bulk(self, index: str, body: bytes, filter_path: str) -> dict[str, Any]:
@@ -210,6 +216,12 @@ class OpenSearchAdapter:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _short(exc: BaseException) -> str:
+    from workflow_traces.exporters.elasticsearch.client import short_error
+
+    return short_error(exc)
 
 
 def make_client(connection: Connection) -> SearchClient:

@@ -25,7 +25,7 @@ from workflow_traces.pipeline.retry import (
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-__all__ = ["Connection", "classify", "parse_hosts", "secret", "status_of"]
+__all__ = ["Connection", "classify", "parse_hosts", "secret", "short_error", "status_of"]
 
 
 def secret(value: Any, field: str) -> SecretStr | None:
@@ -199,13 +199,13 @@ def classify(exc: BaseException, where: str, product: str = "Elasticsearch") -> 
 
     if isinstance(exc, TlsError):
         return PermanentError(
-            f"TLS failed with Elasticsearch at {where}: {_short(exc)} "
+            f"TLS failed with Elasticsearch at {where}: {short_error(exc)} "
             "(set ca_certs to the cluster's CA file, or verify_certs=False to skip the check)"
         )
     if isinstance(exc, ConnectionTimeout):
         return RetryableError(f"Elasticsearch at {where} timed out")
     if isinstance(exc, TransportConnectionError):
-        return RetryableError(f"cannot reach Elasticsearch at {where}: {_short(exc)}")
+        return RetryableError(f"cannot reach Elasticsearch at {where}: {short_error(exc)}")
     if isinstance(exc, UnsupportedProductError):
         return PermanentError(
             f"the server at {where} is not Elasticsearch (for OpenSearch, use the opensearch sink)"
@@ -235,7 +235,9 @@ def _classify_status(exc: BaseException, where: str, product: str) -> Exception:
     return PermanentError(f"{product} at {where} answered {status}: {detail}{hint}")
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """The readable part of a transport error's text (never a credential: hosts are kept
+    without them)."""
     text = str(exc)
     # urllib3 wraps the cause: keep the readable tail, not the object reprs.
     for marker in ("Failed to establish a new connection: ", "certificate verify failed"):
