@@ -30,6 +30,7 @@ from workflow_traces.store.tree import Node, render_tree
 
 if TYPE_CHECKING:
     from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
+    from workflow_traces.exporters.elasticsearch.opensearch import OpenSearchHandler
     from workflow_traces.exporters.rest.handler import RestAPIHandler
     from workflow_traces.settings.model import TraceSettings
 
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "TraceSettings": ".settings.model",
     "ElasticsearchHandler": ".exporters.elasticsearch.handler",
+    "OpenSearchHandler": ".exporters.elasticsearch.opensearch",
     "RestAPIHandler": ".exporters.rest.handler",
 }
 
@@ -62,6 +64,7 @@ __all__ = [
     "MultiHandler",
     "MultiTrace",
     "Node",
+    "OpenSearchHandler",
     "Record",
     "RestAPIHandler",
     "Run",

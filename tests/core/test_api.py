@@ -27,6 +27,7 @@ EXPECTED_PUBLIC = {
     "BufferedHandler",
     "ConfigError",
     "ElasticsearchHandler",
+    "OpenSearchHandler",
     "MultiHandler",
     "MultiTrace",
     "Node",

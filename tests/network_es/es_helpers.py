@@ -1,13 +1,15 @@
-"""Helpers for the Elasticsearch tests: one ``Cluster`` interface over the LocalElasticsearch
-server (always) and a real cluster (when TRACE_TEST_ES_URL is set), so the core tests run
-unchanged against both.
+"""Helpers for the Elasticsearch and OpenSearch tests: one ``Cluster`` interface over the
+LocalElasticsearch server (always), osmem-server (a third-party OpenSearch-API server from PyPI,
+always), and real clusters (when TRACE_TEST_ES_URL / TRACE_TEST_OPENSEARCH_URL is set), so the
+core tests run unchanged against each.
 
 Real cluster settings, all read here only:
 
-- ``TRACE_TEST_ES_URL``: ``http(s)://[user:password@]host:port`` (required to run them);
-- ``TRACE_TEST_ES_API_KEY``: an API key instead of user/password in the URL;
+- ``TRACE_TEST_ES_URL``: ``http(s)://[user:password@]host:port`` of Elasticsearch, and
+  ``TRACE_TEST_OPENSEARCH_URL`` of OpenSearch (each required to run its suite);
+- ``TRACE_TEST_ES_API_KEY``: an API key instead of user/password in the URL (Elasticsearch);
 - ``TRACE_TEST_ES_CA_CERTS``: the cluster's CA file; ``TRACE_TEST_ES_VERIFY_CERTS=false`` to
-  skip certificate checks (self-signed test clusters).
+  skip certificate checks (self-signed test clusters). Both apply to either product.
 
 Every index, data stream and template a test makes is named ``wt-test-<random>`` and deleted
 afterwards.
@@ -27,11 +29,19 @@ from local_services import LocalElasticsearch
 
 from workflow_traces import BufferedHandler, MultiHandler, Trace
 from workflow_traces.core.record import Record
-from workflow_traces.exporters.elasticsearch.client import Connection, parse_hosts, secret
+from workflow_traces.exporters.elasticsearch.client import (
+    Connection,
+    parse_hosts,
+    secret,
+    status_of,
+)
 from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
+from workflow_traces.exporters.elasticsearch.opensearch import OpenSearchHandler
 from workflow_traces.pipeline.retry import NetworkRetryPolicy
+from workflow_traces.store.elasticsearch import OPENSEARCH_PREFIX
 
 REAL_URL = os.environ.get("TRACE_TEST_ES_URL")
+REAL_OPENSEARCH_URL = os.environ.get("TRACE_TEST_OPENSEARCH_URL")
 
 
 def fast_retry(max_retries: int = 6) -> NetworkRetryPolicy:
@@ -40,29 +50,45 @@ def fast_retry(max_retries: int = 6) -> NetworkRetryPolicy:
 
 
 class Cluster:
-    """Where the tests write: ``url`` plus the handler keyword arguments to reach it."""
+    """Where the tests write: ``url`` plus the handler keyword arguments to reach it.
+    ``product`` is "elasticsearch" or "opensearch"; ``local`` is the LocalElasticsearch when the
+    test runs against it (tests that look inside it check for it)."""
 
-    def __init__(self, local: LocalElasticsearch | None) -> None:
+    def __init__(
+        self,
+        local: LocalElasticsearch | None,
+        *,
+        product: str = "elasticsearch",
+        url: str | None = None,
+    ) -> None:
         self.local = local
+        self.product = product
         self.made: list[tuple[str, str]] = []
+        self.auth: dict[str, Any] = {}
         if local is not None:
             self.url = local.url
-            self.auth: dict[str, Any] = {}
+        elif url is not None:  # osmem-server: a clone of its base cluster
+            self.url = url
         else:
-            assert REAL_URL
-            self.url = REAL_URL
-            self.auth = {}
-            if os.environ.get("TRACE_TEST_ES_API_KEY"):
+            real = REAL_OPENSEARCH_URL if product == "opensearch" else REAL_URL
+            assert real
+            self.url = real
+            if os.environ.get("TRACE_TEST_ES_API_KEY") and product == "elasticsearch":
                 self.auth["api_key"] = os.environ["TRACE_TEST_ES_API_KEY"]
             if os.environ.get("TRACE_TEST_ES_CA_CERTS"):
                 self.auth["ca_certs"] = os.environ["TRACE_TEST_ES_CA_CERTS"]
             if os.environ.get("TRACE_TEST_ES_VERIFY_CERTS", "").lower() in ("0", "false", "no"):
                 self.auth["verify_certs"] = False
-        self._client: Any = None
+        self._real = local is None and url is None
+        self._api: Any = None
 
     @property
     def is_real(self) -> bool:
-        return self.local is None
+        return self._real
+
+    @property
+    def is_opensearch(self) -> bool:
+        return self.product == "opensearch"
 
     def new_index(self, kind: str = "index") -> str:
         name = f"wt-test-{uuid.uuid4().hex[:12]}"
@@ -76,17 +102,20 @@ class Cluster:
             **self.auth,
             **kwargs,
         }
-        return ElasticsearchHandler(run_id, es_hosts=self.url, index_name=index, **options)
+        kind = OpenSearchHandler if self.is_opensearch else ElasticsearchHandler
+        return kind(run_id, es_hosts=self.url, index_name=index, **options)
 
     def store_url(self, index: str) -> str:
-        return f"{self.url.rstrip('/')}/{index}"
+        prefix = OPENSEARCH_PREFIX if self.is_opensearch else ""
+        return f"{prefix}{self.url.rstrip('/')}/{index}"
 
     def store_kwargs(self) -> dict[str, Any]:
         return dict(self.auth)
 
-    def client(self) -> Any:
-        """An official client for looking at the real cluster (or the local one)."""
-        if self._client is None:
+    def api(self) -> Any:
+        """The product's official client behind our adapter (adapters.SearchClient), for
+        looking at the cluster; ``api().raw`` is the official client itself."""
+        if self._api is None:
             hosts, user, password = parse_hosts(self.url)
             conn = Connection(
                 hosts=tuple(hosts),
@@ -95,22 +124,28 @@ class Cluster:
                 api_key=secret(self.auth.get("api_key"), "api_key"),
                 ca_certs=self.auth.get("ca_certs"),
                 verify_certs=self.auth.get("verify_certs", True),
+                product=self.product,
             )
-            self._client = conn.client()
-        return self._client
+            self._api = conn.adapter()
+        return self._api
+
+    def client(self) -> Any:
+        """The official client of the cluster's product."""
+        return self.api().raw
 
     def documents(self, index: str) -> dict[str, dict[str, Any]]:
         """Every document of ``index`` by _id (refreshes first on a real cluster)."""
         if self.local is not None:
             return self.local.documents(index)
-        client = self.client()
-        client.indices.refresh(index=index, ignore_unavailable=True)
-        # One page: the tests write far fewer than index.max_result_window (10,000) documents.
-        result = client.options(ignore_status=404).search(
-            index=index, size=10_000, track_total_hits=True
-        )
-        if "hits" not in result:
-            return {}
+        api = self.api()
+        try:
+            api.refresh(index)
+            # One page: the tests write far fewer than index.max_result_window (10,000).
+            result = api.search(index, {"size": 10_000, "track_total_hits": True})
+        except Exception as exc:
+            if status_of(exc) == 404:
+                return {}
+            raise
         assert result["hits"]["total"]["value"] < 10_000
         return {hit["_id"]: hit["_source"] for hit in result["hits"]["hits"]}
 
@@ -118,10 +153,10 @@ class Cluster:
         if self.local is not None:
             self.local.refresh(index)
         else:
-            self.client().indices.refresh(index=index, ignore_unavailable=True)
+            self.api().refresh(index)
 
     def cleanup(self) -> None:
-        if self.local is not None:
+        if not self._real:
             return
         client = self.client()
         for kind, name in self.made:

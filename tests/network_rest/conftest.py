@@ -21,7 +21,8 @@ _names = itertools.count()
 
 @pytest.fixture
 def receivers() -> Iterator[Callable[..., LocalReceiver]]:
-    """Make LocalReceivers; each is stopped after the test."""
+    """Make LocalReceivers; each is stopped after the test, and the bodies it got are checked
+    with the service's own published code (see conformance.py)."""
     made: list[LocalReceiver] = []
 
     def make(service: str = "generic", **kwargs: Any) -> LocalReceiver:
@@ -32,6 +33,12 @@ def receivers() -> Iterator[Callable[..., LocalReceiver]]:
     yield make
     for receiver in made:
         receiver.stop()
+    # Every OTLP and Datadog body the test's sinks sent, judged by the service's own code.
+    from conformance import check_body
+
+    for receiver in made:
+        for req in receiver.requests:
+            check_body(receiver.service, req.body)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conformance import datadog_items, otlp_request
 from rest_helpers import AWS, FAST, service_kwargs
 
 from workflow_traces.core.record import Record, new_record_id
@@ -98,6 +99,7 @@ def test_datadog_fast_path_gives_the_full_encoding(seed: int) -> None:
                 dd._encoded(dd.datadog_entry(r, "svc", "env:x"), 1_000_000) for r in req.records
             ]
             assert req.body == _array(expected)
+            datadog_items(req.body)  # datadog-api-client's models take it
     assert _templates(dd._contexts["svc", "env:x"]) > 10
 
 
@@ -147,6 +149,7 @@ def test_otlp_fast_path_gives_the_full_encoding() -> None:
             observed = logs[0]["observedTimeUnixNano"]
             expected = [dumps(otlp.otlp_log_record(r, observed)) for r in req.records]
             assert req.body.endswith(b'"logRecords":' + _array(expected) + b"}]}]}")
+            otlp_request(req.body)  # opentelemetry-proto parses it strictly
     assert _templates(otlp._contexts) > 10
 
 
@@ -158,12 +161,15 @@ def test_cloudwatch_fast_path_gives_the_full_encoding() -> None:
         assert len(requests) > 2
         for req in requests:
             events = [
-                {"timestamp": r.time_ns // 1_000_000, "message": cw.cloudwatch_message(r, limit)}
+                {
+                    "timestamp": r.time_ns // 1_000_000,
+                    "message": cw.cloudwatch_message(r, limit, "{run_id}-{host}"),
+                }
                 for r in req.records
             ]
             expected = {"logGroupName": "group", "logStreamName": req.key, "logEvents": events}
             assert req.body == dumps(expected)
-    assert _templates(cw._contexts) > 10
+    assert _templates(cw._contexts["{run_id}-{host}"]) > 10
 
 
 @pytest.mark.network

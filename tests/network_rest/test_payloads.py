@@ -4,18 +4,24 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 import orjson
 import pytest
+from conformance import datadog_items, otlp_request
 from rest_helpers import AWS, FAST, logs_client, messages
 
 from workflow_traces.core.record import Record, new_record_id
+from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.rest import cloudwatch as cw
 from workflow_traces.exporters.rest import datadog as dd
+from workflow_traces.exporters.rest import otlp
 from workflow_traces.exporters.rest.generic import encode_generic
 from workflow_traces.exporters.rest.loki import encode_loki
+from workflow_traces.exporters.rest.otlp import encode_otlp
+from workflow_traces.settings.config import validate_handler
 
 pytestmark = pytest.mark.network
 
@@ -27,6 +33,18 @@ def _log_some(logger: logging.Logger, n: int) -> None:
         raise ValueError("bad row")
     except ValueError:
         logger.exception("failed")
+
+
+@pytest.fixture
+def custom_levels() -> Any:
+    """Level names 25 and 45 registered with logging for one test, removed after it."""
+    added = {25: "NOTICE25", 45: "SEVERE"}
+    for number, name in added.items():
+        logging.addLevelName(number, name)
+    yield added
+    for number, name in added.items():
+        logging._levelToName.pop(number, None)
+        logging._nameToLevel.pop(name, None)
 
 
 def _record(message: str = "x", t_ns: int | None = None, **kw: Any) -> Record:
@@ -92,6 +110,60 @@ def test_datadog_payload(receivers: Any, sinks: Any) -> None:
     assert all(r.status == 202 for r in receiver.requests)
 
 
+def test_datadog_status_is_a_standard_one_and_tags_are_normalized(
+    receivers: Any, sinks: Any, custom_levels: Any
+) -> None:
+    receiver = receivers("datadog", api_key="k")
+    handler, logger = sinks(
+        api_url=receiver.base_url,
+        api_key="k",
+        service_type="datadog",
+        labels={"Team": "Data Eng", "owner": "a,b"},
+        extras={"environment": "Prod EU", "workflow_name": "Nightly ETL #2"},
+        **FAST,
+    )
+    for level in (10, 20, 25, 26, 30, 40, 45, 50, 60):
+        logger.log(level, "at %d", level)
+    handler.flush(10)
+    assert receiver.wait_for(9)
+    (req,) = receiver.accepted()
+    items = datadog_items(req.body)  # datadog-api-client's models take the body
+    assert len(items) == 9
+    status = {e["message"]: e["status"] for e in req.json()}
+    assert [dd.datadog_status(n) for n in (0, 5, 14)] == ["debug"] * 3
+    assert status == {
+        "at 10": "debug",
+        "at 20": "info",
+        "at 25": "info",  # a tie goes to the lower level
+        "at 26": "warning",
+        "at 30": "warning",
+        "at 40": "error",
+        "at 45": "error",
+        "at 50": "critical",
+        "at 60": "critical",
+    }
+    tags = {e["ddtags"] for e in req.json()}
+    assert tags == {"env:prod_eu,team:data_eng,owner:a_b,workflow:nightly_etl_2"}
+    assert {item.ddtags for item in items} == tags
+
+
+@pytest.mark.parametrize(
+    ("tag", "normalized"),
+    [
+        ("workflow:Nightly ETL #2", "workflow:nightly_etl_2"),  # lowercase, "_" for others, runs
+        ("env:prod__", "env:prod"),  # a trailing "_" goes
+        ("9lives:x", "lives:x"),  # a letter first
+        ("path:a/b-c.d:e", "path:a/b-c.d:e"),  # allowed as they are
+        ("k:Grüße 日本", "k:grüße_日本"),  # Unicode letters are kept
+        ("key:", "key"),  # a tag cannot end with a colon
+        ("t:" + "v" * 300, "t:" + "v" * 198),  # at most 200 characters
+    ],
+)
+def test_datadog_tag_normalization(tag: str, normalized: str) -> None:
+    assert dd.normalize_tag(tag) == normalized
+    assert len(dd.normalize_tag(tag)) <= dd.DATADOG_MAX_TAG_LENGTH
+
+
 def test_datadog_limits_entries_payload_and_truncation() -> None:
     batch = [_record(f"m{i}") for i in range(2500)]
     requests = dd.encode_datadog(batch, "svc", "")
@@ -105,6 +177,7 @@ def test_datadog_limits_entries_payload_and_truncation() -> None:
 
     huge = _record("z" * 3_000_000)
     (request,) = dd.encode_datadog([huge], "svc", "")
+    datadog_items(request.body)
     (entry,) = orjson.loads(request.body)
     assert len(request.body) <= dd.DATADOG_MAX_ENTRY_BYTES
     assert entry["truncated"] is True
@@ -203,6 +276,114 @@ def test_otlp_payload(receivers: Any, sinks: Any) -> None:
     assert records[0]["attrs"]["extras.customer"] == 0
     failed = next(r for r in records if r["body"]["stringValue"] == "failed")
     assert failed["attrs"]["exception.type"] == "ValueError"
+    for request in receiver.accepted():  # opentelemetry-proto's own messages take every body
+        parsed = otlp_request(request.body)
+        assert sum(len(s.log_records) for r in parsed.resource_logs for s in r.scope_logs) == len(
+            request.records
+        )
+
+
+def test_otlp_special_floats_custom_levels_and_dotted_names(
+    receivers: Any, sinks: Any, custom_levels: Any
+) -> None:
+    receiver = receivers("otlp")
+    handler, logger = sinks(
+        api_url=receiver.base_url,
+        service_type="generic",
+        format="otlp",
+        labels={"deployment.environment": "prod", "service.namespace": "data"},
+        **FAST,
+    )
+    nan, inf = float("nan"), float("inf")
+    logger.info("floats", extra={"a": nan, "b": inf, "c": -inf, "d": 1.5, "e": [nan], "f": 2**70})
+    for level in (15, 25, 35, 45, 55, 70):
+        logger.log(level, "at %d", level)
+    handler.flush(10)
+    assert receiver.wait_for(7)
+    assert [otlp.severity_number(n) for n in (0, 5, 9)] == [1, 3, 5]  # TRACE, TRACE3, DEBUG
+    parsed = [otlp_request(r.body) for r in receiver.accepted()]
+    logs = [
+        log for p in parsed for r in p.resource_logs for s in r.scope_logs for log in s.log_records
+    ]
+    resource = {a.key: a.value.string_value for a in parsed[0].resource_logs[0].resource.attributes}
+    assert resource["deployment.environment"] == "prod" and resource["service.namespace"] == "data"
+    floats = next(log for log in logs if log.body.string_value == "floats")
+    attrs = {a.key: a.value for a in floats.attributes}
+    assert math.isnan(attrs["extras.a"].double_value)  # NaN, not lost
+    assert attrs["extras.b"].double_value == inf and attrs["extras.c"].double_value == -inf
+    assert attrs["extras.d"].double_value == 1.5
+    assert math.isnan(attrs["extras.e"].array_value.values[0].double_value)  # inside an array
+    assert attrs["extras.f"].string_value == str(2**70)  # beyond int64: its text
+    raw = next(
+        log
+        for r in receiver.accepted()
+        for log in r.json()["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        if log["body"]["stringValue"] == "floats"
+    )
+    values = {a["key"]: a["value"] for a in raw["attributes"]}
+    assert values["extras.a"] == {"doubleValue": "NaN"}
+    assert values["extras.b"] == {"doubleValue": "Infinity"}
+    assert values["extras.c"] == {"doubleValue": "-Infinity"}
+    severity = {
+        log.body.string_value: (log.severity_number, log.severity_text)
+        for log in logs
+        if log.body.string_value.startswith("at ")
+    }
+    assert severity == {
+        "at 15": (7, "Level 15"),  # DEBUG3
+        "at 25": (11, "NOTICE25"),  # INFO3, between INFO 9 and WARN 13; the level's name
+        "at 35": (15, "Level 35"),  # WARN3
+        "at 45": (19, "SEVERE"),  # ERROR3
+        "at 55": (23, "Level 55"),  # FATAL3
+        "at 70": (24, "Level 70"),  # FATAL4, the highest
+    }
+
+
+def test_otlp_encoder_bodies_parse_strictly() -> None:
+    recs = [
+        _record(f"m{i}", extras={"n": i, "x": {"deep": [1, "a", None, True]}}) for i in range(50)
+    ]
+    recs.append(
+        _record(
+            "event",
+            kind="event",
+            scope="workflow",
+            event="succeeded",
+            status="ok",
+            duration=float("inf"),
+        )
+    )
+    for request in encode_otlp(recs, "svc", {"service.namespace": "ns"}, max_bytes=4000):
+        otlp_request(request.body)
+
+
+@pytest.mark.parametrize(
+    ("service", "fmt", "name", "ok"),
+    [
+        ("generic", "otlp", "deployment.environment", True),
+        ("generic", "otlp", "service.namespace", True),
+        ("generic", "otlp", "team", True),
+        ("generic", "otlp", "a..b", False),
+        ("generic", "otlp", "has space", False),
+        ("grafana", "json", "deployment.environment", False),  # Loki keeps its label names
+        ("grafana", "json", "cluster_1", True),
+        ("datadog", "json", "team", True),
+        ("datadog", "json", "1team", False),
+    ],
+)
+def test_label_names_follow_each_format(service: str, fmt: str, name: str, ok: bool) -> None:
+    data = {
+        "type": "restapi",
+        "service_type": service,
+        "format": fmt,
+        "api_url": "http://h",
+        "labels": {name: "v"},
+    }
+    if ok:
+        assert validate_handler(data).labels == {name: "v"}  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(ConfigError, match=rf"labels: .*{name.split()[0]}"):
+            validate_handler(data)
 
 
 # -- generic ---------------------------------------------------------------------------------------
@@ -259,7 +440,8 @@ def test_cloudwatch_put_log_events(moto_url: str, sinks: Any) -> None:
     )["events"]
     bodies = [orjson.loads(e["message"]) for e in events]
     assert sorted(b["message"] for b in bodies) == sorted([f"m{i}" for i in range(25)] + ["failed"])
-    assert all(b["run_id"] == "run-cw" for b in bodies)
+    assert all("run_id" not in b for b in bodies)  # the stream's name, "{run_id}" by default
+    assert all(b["host"] and len(b["record_id"]) > 16 for b in bodies)
     stamps = [e["timestamp"] for e in events]
     assert stamps == sorted(stamps)
     failed = next(b for b in bodies if b["message"] == "failed")

@@ -12,7 +12,7 @@ from settings_helpers import assert_clean, config_error, write_env
 
 from workflow_traces import ConfigError, TraceSettings, get_trace
 
-VALID_TYPES = "valid types: file, sqlite, restapi, elasticsearch"
+VALID_TYPES = "valid types: file, sqlite, restapi, elasticsearch, opensearch"
 FILE_KEYS = (
     "valid keys: block_timeout, buffer_size, flush_interval, level, overflow, path, queue_size"
 )

@@ -23,21 +23,26 @@ def build(
     extras: dict[str, Any],
     common: dict[str, Any],
 ) -> logging.Handler:
-    """The handler for a validated RestAPIConfig or ElasticsearchConfig: every field of the
-    config is a keyword of the handler (``common`` holds the keys every handler type shares,
-    and fail_silently)."""
+    """The handler for a validated RestAPIConfig, ElasticsearchConfig or OpenSearchConfig:
+    every field of the config is a keyword of the handler (``common`` holds the keys every
+    handler type shares, and fail_silently)."""
     own = cfg.model_dump(exclude={"type", *common})
     if cfg.type == "restapi":
         from workflow_traces.exporters.rest.handler import RestAPIHandler
 
         return RestAPIHandler(run_id, parent_run_id, extras=extras, **own, **common)
+    if cfg.type == "opensearch":
+        from workflow_traces.exporters.elasticsearch.opensearch import OpenSearchHandler
+
+        return OpenSearchHandler(run_id, parent_run_id, extras=extras, **own, **common)
     from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
 
     return ElasticsearchHandler(run_id, parent_run_id, extras=extras, **own, **common)
 
 
 def open_elasticsearch_store(url: str) -> Any:
-    """A Store over the Elasticsearch cluster at ``url``."""
+    """A Store over the Elasticsearch (or, ``opensearch+https://...``, OpenSearch) cluster at
+    ``url``."""
     from workflow_traces.store.elasticsearch import ElasticsearchStore
 
     return ElasticsearchStore.from_url(url)

@@ -30,6 +30,7 @@ __all__ = [
     "FileConfig",
     "HandlerConfig",
     "KeyStyle",
+    "OpenSearchConfig",
     "RestAPIConfig",
     "SQLiteConfig",
     "TraceConfig",
@@ -143,16 +144,16 @@ class RestAPIConfig(_Handler):
 
     @field_validator("labels")
     @classmethod
-    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+    def _check_labels(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # Each format's own rules for label names (Loki, OTLP, Datadog): see exporters.rest.labels.
+        from workflow_traces.exporters.rest.labels import label_name_problem
+
+        service = info.data.get("service_type", "generic")
+        fmt = info.data.get("format", "json")
         for key in value:
-            if (
-                not key
-                or not (key[0].isalpha() or key[0] == "_")
-                or not all(c.isascii() and (c.isalnum() or c == "_") for c in key)
-            ):
-                raise PydanticCustomError(
-                    "rest_label", f"label name {key!r} must match [a-zA-Z_][a-zA-Z0-9_]*"
-                )
+            problem = label_name_problem(service, fmt, key)
+            if problem is not None:
+                raise PydanticCustomError("rest_label", problem)
         return value
 
     @field_validator("log_stream")
@@ -214,11 +215,18 @@ class ElasticsearchConfig(_Handler):
     retry_max_delay: float = Field(default=30.0, gt=0)
 
 
+class OpenSearchConfig(ElasticsearchConfig):
+    """The OpenSearch sink: the Elasticsearch sink's keys (``es_hosts`` names the OpenSearch
+    hosts), through the opensearch-py client; OpenSearch has no API keys."""
+
+    type: Literal["opensearch"] = "opensearch"  # type: ignore[assignment]
+
+
 HandlerConfig = Annotated[
-    FileConfig | SQLiteConfig | RestAPIConfig | ElasticsearchConfig,
+    FileConfig | SQLiteConfig | RestAPIConfig | ElasticsearchConfig | OpenSearchConfig,
     Field(discriminator="type"),
 ]
-HANDLER_TYPES = ("file", "sqlite", "restapi", "elasticsearch")
+HANDLER_TYPES = ("file", "sqlite", "restapi", "elasticsearch", "opensearch")
 
 
 class TraceConfig(BaseModel):
@@ -240,6 +248,7 @@ _HANDLER_MODELS: dict[str, type[_Handler]] = {
     "sqlite": SQLiteConfig,
     "restapi": RestAPIConfig,
     "elasticsearch": ElasticsearchConfig,
+    "opensearch": OpenSearchConfig,
 }
 
 

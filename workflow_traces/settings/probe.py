@@ -76,7 +76,7 @@ def describe_sink(cfg: Any) -> str:
         url = _rest_url(cfg)
         return f"restapi ({cfg.service_type}) {safe_url(url) if url else '(no url)'}"
     if isinstance(cfg, ElasticsearchConfig):
-        return f"elasticsearch {', '.join(safe_url(h) for h in _hosts(cfg))}"
+        return f"{cfg.type} {', '.join(safe_url(h) for h in _hosts(cfg))}"  # or opensearch
     return str(getattr(cfg, "type", type(cfg).__name__))
 
 

@@ -1,19 +1,22 @@
-"""Reading runs back from Elasticsearch: ``open_store("http://host:9200/index")``.
+"""Reading runs back from Elasticsearch or OpenSearch: ``open_store("http://host:9200/index")``
+for Elasticsearch, ``open_store("opensearch+https://host:9200/index")`` for OpenSearch.
 
-The URL is ``http(s)://[user:password@]host[:port][/path-prefix]/index``: its last path segment
-names the index or data stream (``workflow-traces`` when the path is empty); anything before it
-is a path prefix for a cluster behind a proxy. Credentials, when not in the URL, come from the
-environment: ``TRACE_ES_USERNAME`` and ``TRACE_ES_PASSWORD``, or ``TRACE_ES_API_KEY``; the CA
-file from ``TRACE_ES_CA_CERTS``, and ``TRACE_ES_VERIFY_CERTS=false`` turns certificate checks
-off. Credentials never appear in ``str(store)`` or in errors.
+The URL is ``[opensearch+]http(s)://[user:password@]host[:port][/path-prefix]/index``: its last
+path segment names the index or data stream (``workflow-traces`` when the path is empty);
+anything before it is a path prefix for a cluster behind a proxy. The ``opensearch+`` prefix
+picks the OpenSearch client (``opensearch-py``, the ``opensearch`` extra); both products read the
+same documents through the same code. Credentials, when not in the URL, come from the
+environment: ``TRACE_ES_USERNAME`` and ``TRACE_ES_PASSWORD``, or ``TRACE_ES_API_KEY``
+(Elasticsearch only); the CA file from ``TRACE_ES_CA_CERTS``, and ``TRACE_ES_VERIFY_CERTS=false``
+turns certificate checks off. Credentials never appear in ``str(store)`` or in errors.
 
 The store answers ``list_runs`` and ``get_run`` exactly as the SQLite store does for the same
 records: summaries come from one composite aggregation over ``run_id`` (first and last record by
 ``time_ns``, the greatest ``parent_run_id`` and ``workflow_name``, the count) plus the workflow
 lifecycle events; a run's records are paged with ``search_after`` sorted by ``time_ns``, with
-ties in the order the records were made. Documents become searchable at Elasticsearch's next
+ties in the order the records were made. Documents become searchable at the cluster's next
 refresh; the store asks for one when it opens (``refresh=False`` to skip; lacking the right to
-refresh is not an error).
+refresh is not an error). Documents of the layout before ECS events read back too.
 """
 
 from __future__ import annotations
@@ -32,10 +35,10 @@ from workflow_traces.exporters.elasticsearch.client import (
     secret,
     status_of,
 )
-from workflow_traces.exporters.elasticsearch.schema import record_from_doc, seq_key
+from workflow_traces.exporters.elasticsearch.documents import event_of, record_from_doc, seq_key
 from workflow_traces.store.local import RunSummary, Store, summarize
 
-__all__ = ["ENV_API_KEY", "ENV_PASSWORD", "ENV_USERNAME", "ElasticsearchStore"]
+__all__ = ["ENV_API_KEY", "ENV_PASSWORD", "ENV_USERNAME", "OPENSEARCH_PREFIX", "ElasticsearchStore"]
 
 ENV_USERNAME = "TRACE_ES_USERNAME"
 ENV_PASSWORD = "TRACE_ES_PASSWORD"  # noqa: S105 - the variable's name, not a password
@@ -50,6 +53,8 @@ RUN_PAGE_SIZE = 500
 _SORT = [{"time_ns": {"order": "asc"}}, {"record_id": {"order": "asc"}}]
 _EVENT_FIELDS = ["run_id", "event", "time_ns", "duration", "record_id"]
 _FALSE = ("0", "false", "no", "off")
+#: The URL prefix that picks OpenSearch.
+OPENSEARCH_PREFIX = "opensearch+"
 
 
 def _summary_aggs(after: dict[str, Any] | None) -> dict[str, Any]:
@@ -95,7 +100,7 @@ def _greatest(bucket: dict[str, Any], name: str) -> str | None:
 
 
 class ElasticsearchStore(Store):
-    """Reads the Elasticsearch sink's index (or data stream)."""
+    """Reads the Elasticsearch (or OpenSearch) sink's index or data stream."""
 
     def __init__(
         self, connection: Connection, index: str = DEFAULT_INDEX, *, refresh: bool = True
@@ -121,9 +126,12 @@ class ElasticsearchStore(Store):
         refresh: bool = True,
         env: Mapping[str, str] | None = None,
     ) -> ElasticsearchStore:
-        """A store for ``http(s)://[user:password@]host[:port][/prefix]/index``. Arguments win
-        over the URL, and the URL over the TRACE_ES_* environment variables."""
+        """A store for ``[opensearch+]http(s)://[user:password@]host[:port][/prefix]/index``.
+        Arguments win over the URL, and the URL over the TRACE_ES_* environment variables."""
         env = os.environ if env is None else env
+        product = "elasticsearch"
+        if url.startswith(OPENSEARCH_PREFIX):
+            product, url = "opensearch", url[len(OPENSEARCH_PREFIX) :]
         parts = urlsplit(url)
         segments = [unquote(s) for s in parts.path.split("/") if s]
         index = segments[-1] if segments else DEFAULT_INDEX
@@ -148,11 +156,12 @@ class ElasticsearchStore(Store):
             ca_certs=ca_certs,
             verify_certs=verify_certs,
             timeout=timeout,
+            product=product,
         )
         return cls(connection, index, refresh=refresh)
 
     def __str__(self) -> str:
-        return f"elasticsearch:{self.connection.describe()}/{self.index}"
+        return f"{self.connection.product}:{self.connection.describe()}/{self.index}"
 
     def __repr__(self) -> str:
         return f"<ElasticsearchStore {self}>"
@@ -161,14 +170,15 @@ class ElasticsearchStore(Store):
     def _get_client(self) -> Any:
         if self._client is None:
             try:
-                self._client = self.connection.client()
+                self._client = self.connection.adapter()
             except ImportError as exc:
+                kind = self.connection.product
                 raise ConfigError(
-                    f"location: reading {self} needs the elasticsearch extra ({exc})"
+                    f"location: reading {self} needs the {kind} extra ({exc})"
                 ) from None
             if self.refresh:
                 try:
-                    self._client.indices.refresh(index=self.index, ignore_unavailable=True)
+                    self._client.refresh(self.index)
                 except Exception as exc:
                     if status_of(exc) is None:
                         raise self._error(exc) from None
@@ -176,7 +186,8 @@ class ElasticsearchStore(Store):
         return self._client
 
     def _error(self, exc: BaseException) -> TraceError:
-        err = classify(exc, f"{self.connection.describe()}/{self.index}")
+        where = f"{self.connection.describe()}/{self.index}"
+        err = classify(exc, where, self.connection.product_name)
         hint = ""
         if status_of(exc) == 401:
             hint = f" (credentials: {ENV_USERNAME} and {ENV_PASSWORD}, or {ENV_API_KEY})"
@@ -186,12 +197,11 @@ class ElasticsearchStore(Store):
         """One search; None when the index does not exist (yet)."""
         client = self._get_client()
         try:
-            response = client.search(index=self.index, **body)
+            result: dict[str, Any] = client.search(self.index, body)
         except Exception as exc:
             if status_of(exc) == 404:
                 return None
             raise self._error(exc) from None
-        result: dict[str, Any] = response.body
         return result
 
     def _scan(self, query: dict[str, Any], source: Any = True) -> Iterator[dict[str, Any]]:
@@ -250,9 +260,9 @@ class ElasticsearchStore(Store):
         docs.sort(key=lambda d: (int(d["time_ns"]), seq_key(d["record_id"])))
         events: dict[str, list[tuple[str, int, float | None]]] = {}
         for doc in docs:
-            events.setdefault(doc["run_id"], []).append(
-                (doc["event"], int(doc["time_ns"]), doc.get("duration"))
-            )
+            event, duration = event_of(doc)  # ECS event.*, or the earlier top-level fields
+            if event is not None:
+                events.setdefault(doc["run_id"], []).append((event, int(doc["time_ns"]), duration))
         return events
 
     def _summary_rows(self, run_ids: list[str] | None) -> list[RunSummary]:

@@ -310,9 +310,10 @@ class FileStore(Store):
 
 
 def open_store(location: str | os.PathLike[str]) -> Store:
-    """A store over a SQLite database file, a file-sink folder, or an Elasticsearch URL."""
+    """A store over a SQLite database file, a file-sink folder, an Elasticsearch URL, or an
+    OpenSearch URL (``opensearch+https://host:9200/index``)."""
     text = os.fspath(location)
-    if text.startswith(("http://", "https://")):
+    if text.startswith(("http://", "https://", "opensearch+http://", "opensearch+https://")):
         try:
             from workflow_traces.exporters.network import open_elasticsearch_store  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:

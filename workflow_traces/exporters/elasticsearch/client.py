@@ -25,7 +25,7 @@ from workflow_traces.pipeline.retry import (
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-__all__ = ["Connection", "classify", "parse_hosts", "secret", "status_of"]
+__all__ = ["Connection", "classify", "parse_hosts", "secret", "short_error", "status_of"]
 
 
 def secret(value: Any, field: str) -> SecretStr | None:
@@ -94,8 +94,14 @@ class Connection:
     verify_certs: bool = True
     timeout: float = 30.0
     http_compress: bool = False
+    #: Which product the hosts run: "elasticsearch" or "opensearch" (see adapters.py).
+    product: str = "elasticsearch"
 
     def __post_init__(self) -> None:
+        if self.product == "opensearch" and self.api_key is not None:
+            raise ConfigError(
+                "api_key: OpenSearch has no API keys; authenticate with username and password"
+            )
         if self.api_key is not None and (self.username is not None or self.password is not None):
             raise ConfigError("api_key: give either api_key or username/password, not both")
         if self.password is not None and self.username is None:
@@ -136,6 +142,18 @@ class Connection:
             options["api_key"] = tuple(key.split(":", 1)) if ":" in key else key
         return options
 
+    @property
+    def product_name(self) -> str:
+        """``Elasticsearch`` or ``OpenSearch``, for messages."""
+        return "OpenSearch" if self.product == "opensearch" else "Elasticsearch"
+
+    def adapter(self) -> Any:
+        """A new client for the sink and the store: adapters.SearchClient over this product's
+        official client."""
+        from workflow_traces.exporters.elasticsearch.adapters import make_client
+
+        return make_client(self)
+
     def client(self) -> Any:
         """A new ``elasticsearch.Elasticsearch`` client (JSON through orjson)."""
         from elasticsearch import Elasticsearch
@@ -166,45 +184,60 @@ def _error_type(exc: BaseException) -> str:
     return getattr(exc, "message", None) or type(exc).__name__
 
 
-def classify(exc: BaseException, where: str) -> Exception:
+def classify(exc: BaseException, where: str, product: str = "Elasticsearch") -> Exception:
     """``exc`` from the client as RetryableError (connection errors, timeouts, 408, 429, 5xx)
     or PermanentError (TLS, authentication, other 4xx, not Elasticsearch). ``where`` names the
-    cluster (never a secret); the message never holds a credential."""
+    cluster (never a secret); the message never holds a credential. ``product`` names the
+    server in messages; an OpenSearch adapter raises its errors already shaped (adapters.py)."""
+    if isinstance(exc, RetryableError | PermanentError):
+        return exc
+    if product != "Elasticsearch":
+        return _classify_status(exc, where, product)
     from elastic_transport import ConnectionError as TransportConnectionError
     from elastic_transport import ConnectionTimeout, TlsError
     from elasticsearch import UnsupportedProductError
 
-    if isinstance(exc, RetryableError | PermanentError):
-        return exc
     if isinstance(exc, TlsError):
         return PermanentError(
-            f"TLS failed with Elasticsearch at {where}: {_short(exc)} "
+            f"TLS failed with Elasticsearch at {where}: {short_error(exc)} "
             "(set ca_certs to the cluster's CA file, or verify_certs=False to skip the check)"
         )
     if isinstance(exc, ConnectionTimeout):
         return RetryableError(f"Elasticsearch at {where} timed out")
     if isinstance(exc, TransportConnectionError):
-        return RetryableError(f"cannot reach Elasticsearch at {where}: {_short(exc)}")
+        return RetryableError(f"cannot reach Elasticsearch at {where}: {short_error(exc)}")
     if isinstance(exc, UnsupportedProductError):
-        return PermanentError(f"the server at {where} is not Elasticsearch")
+        return PermanentError(
+            f"the server at {where} is not Elasticsearch (for OpenSearch, use the opensearch sink)"
+        )
+    return _classify_status(exc, where, product)
+
+
+def _classify_status(exc: BaseException, where: str, product: str) -> Exception:
     status = status_of(exc)
     if status is None:
-        return RetryableError(f"Elasticsearch at {where} failed: {type(exc).__name__}: {exc}")
+        return RetryableError(f"{product} at {where} failed: {type(exc).__name__}: {exc}")
     detail = _error_type(exc)
     if status == 401:
-        return PermanentError(f"Elasticsearch at {where} refused the credentials (401): {detail}")
+        return PermanentError(f"{product} at {where} refused the credentials (401): {detail}")
     if status == 403:
-        return PermanentError(f"Elasticsearch at {where} forbids this (403): {detail}")
+        return PermanentError(f"{product} at {where} forbids this (403): {detail}")
     if status in RETRYABLE_STATUS or status >= 500:
         headers = getattr(getattr(exc, "meta", None), "headers", None) or {}
         retry_after = parse_retry_after(headers.get("retry-after"))
         return RetryableError(
-            f"Elasticsearch at {where} answered {status}: {detail}", retry_after=retry_after
+            f"{product} at {where} answered {status}: {detail}", retry_after=retry_after
         )
-    return PermanentError(f"Elasticsearch at {where} answered {status}: {detail}")
+    hint = ""
+    if status == 406 and "compatible-with" in detail:
+        # OpenSearch refuses the Elasticsearch 8 client's media type.
+        hint = " (an OpenSearch cluster? use the opensearch sink, or opensearch+https:// to read)"
+    return PermanentError(f"{product} at {where} answered {status}: {detail}{hint}")
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """The readable part of a transport error's text (never a credential: hosts are kept
+    without them)."""
     text = str(exc)
     # urllib3 wraps the cause: keep the readable tail, not the object reprs.
     for marker in ("Failed to establish a new connection: ", "certificate verify failed"):

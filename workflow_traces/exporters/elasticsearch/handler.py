@@ -148,7 +148,8 @@ class ElasticsearchExporter:
         self.service_name = service_name
         self.max_bulk_bytes = max_bulk_bytes
         self.op = "create" if data_stream else "index"
-        self.name = f"elasticsearch:{connection.describe()}/{index}"
+        self.product = connection.product_name
+        self.name = f"{connection.product}:{connection.describe()}/{index}"
         self._where = f"{connection.describe()}/{index}"
         self._client: Any = None
         self._prepared = not manage_index
@@ -157,15 +158,14 @@ class ElasticsearchExporter:
     def export(self, batch: Sequence[Record]) -> ExportResult | None:
         client = self._client
         if client is None:
+            kind = self.connection.product
             try:
-                client = self._client = self.connection.client()
+                client = self._client = self.connection.adapter()
             except ImportError as exc:
-                raise PermanentError(
-                    f"the elasticsearch sink needs the elasticsearch extra ({exc})"
-                ) from None
+                raise PermanentError(f"the {kind} sink needs the {kind} extra ({exc})") from None
             except Exception as exc:  # the client refused its options
                 raise PermanentError(
-                    f"cannot create the Elasticsearch client for {self._where}: "
+                    f"cannot create the {self.product} client for {self._where}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from None
         if not self._prepared:
@@ -214,7 +214,7 @@ class ElasticsearchExporter:
         if body is None:
             body = "".join(lines).encode()
         try:
-            response = client.bulk(operations=body, index=self.index, filter_path=_FILTER_PATH)
+            answer = client.bulk(self.index, body, _FILTER_PATH)
         except Exception as exc:
             if status_of(exc) == 413 and len(records) > 1:
                 half = len(records) // 2
@@ -223,13 +223,12 @@ class ElasticsearchExporter:
                     outcome.again(records[half:], outcome.retry_error or RetryableError("413"))
                     return False
                 return self._send(client, records[half:], lines[half:], outcome)
-            err = classify(exc, self._where)
+            err = classify(exc, self._where, self.product)
             if isinstance(err, PermanentError):
                 outcome.reject(len(records), err)
                 return True
             outcome.again(records, err)
             return False
-        answer = response.body
         if not answer.get("errors"):
             return True
         self._read_items(records, answer.get("items") or [], outcome)
@@ -261,7 +260,7 @@ class ElasticsearchExporter:
             outcome.reject(
                 rejected,
                 PermanentError(
-                    f"Elasticsearch at {self._where} rejected {rejected} of {len(records)} "
+                    f"{self.product} at {self._where} rejected {rejected} of {len(records)} "
                     f"documents: {reject_detail}"
                 ),
             )
@@ -269,7 +268,7 @@ class ElasticsearchExporter:
             outcome.again(
                 retry,
                 RetryableError(
-                    f"Elasticsearch at {self._where} could not take {len(retry)} of "
+                    f"{self.product} at {self._where} could not take {len(retry)} of "
                     f"{len(records)} documents now: {retry_detail}"
                 ),
             )
@@ -278,18 +277,16 @@ class ElasticsearchExporter:
     def _prepare(self, client: Any) -> None:
         try:
             if self.data_stream:
-                if not client.indices.exists_index_template(name=self.index):
-                    client.indices.put_index_template(
-                        name=self.index,
-                        index_patterns=[self.index],
-                        data_stream={},
-                        priority=TEMPLATE_PRIORITY,
-                        template={"mappings": MAPPINGS},
-                        meta={"created_by": "workflow-traces"},
-                        create=True,
+                if not client.template_exists(self.index):
+                    client.put_stream_template(
+                        self.index, MAPPINGS, TEMPLATE_PRIORITY, {"created_by": "workflow-traces"}
                     )
-            elif not client.indices.exists(index=self.index):
-                client.indices.create(index=self.index, mappings=MAPPINGS)
+            elif not client.index_exists(self.index):
+                client.create_index(self.index, MAPPINGS)
+            else:
+                self._check_layout(client)
+        except PermanentError:
+            raise
         except Exception as exc:
             status = status_of(exc)
             kind, reason = _body_error(exc)
@@ -306,8 +303,26 @@ class ElasticsearchExporter:
                     f"({status} {kind}); writing anyway",
                 )
             else:
-                raise classify(exc, self._where) from None
+                raise classify(exc, self._where, self.product) from None
         self._prepared = True
+
+    def _check_layout(self, client: Any) -> None:
+        """Refuse an index made by an earlier version for the documents before the ECS event
+        layout: its mapping has ``event`` as text, so every lifecycle event (``event`` is an
+        object now) would be refused one by one."""
+        try:
+            body = client.mapping(self.index)
+        except Exception:
+            return  # not allowed to look: write, and let the cluster answer per document
+        for index in body.values() if isinstance(body, dict) else ():
+            event = (index.get("mappings", {}).get("properties") or {}).get("event") or {}
+            if event.get("type") not in (None, "object"):
+                raise PermanentError(
+                    f"index {self.index!r} at {self._where} was made by an earlier "
+                    f"workflow-traces: its 'event' is mapped as {event.get('type')}, and "
+                    "documents now keep lifecycle events under the ECS event object; write to a "
+                    "new index_name (the store reads both)"
+                )
 
 
 def _body_error(exc: BaseException) -> tuple[str, str]:
@@ -342,6 +357,9 @@ class ElasticsearchHandler(BufferedHandler):
     back, also by the next process. When the buffer is full, records are dropped and counted
     (``overflow="drop"``): the caller never waits on the cluster.
     """
+
+    #: The product the hosts run (OpenSearchHandler: "opensearch"); see adapters.py.
+    product = "elasticsearch"
 
     def __init__(
         self,
@@ -393,6 +411,7 @@ class ElasticsearchHandler(BufferedHandler):
             verify_certs=bool(verify_certs),
             timeout=float(timeout),
             http_compress=bool(http_compress),
+            product=self.product,
         )
         exporter = ElasticsearchExporter(
             connection,

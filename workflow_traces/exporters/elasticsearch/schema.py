@@ -1,14 +1,24 @@
-"""How a record looks in Elasticsearch: the document (ECS field names plus ours), the mapping,
-and the way back from a document to a record.
+"""How a record looks in Elasticsearch (and OpenSearch): the document (ECS field names plus
+ours), the mapping, and the way back from a document to a record.
 
-ECS fields: ``@timestamp`` (nanosecond precision), ``message``, ``log.level``, ``log.logger``,
-``log.origin.file.name/line``, ``log.origin.function``, ``service.name``, ``host.name``,
-``process.pid``, ``process.thread.id``, ``error.type/message/stack_trace``, ``labels.*`` (the
-run's scalar extras, as keywords) and ``ecs.version``. Ours, at the top level: ``run_id``,
-``parent_run_id``, ``workflow_name``, ``job_name``, ``stage_name``, ``kind``, ``scope``,
-``event``, ``status``, ``duration``, ``record_id``, ``levelno``, ``is_err``, ``time_ns`` (exact
-nanoseconds, so records read back are the records written) and ``extras`` (stored, not indexed).
-Fields whose value is None are left out.
+ECS fields, with the values ``ecs-logging``'s ``StdlibFormatter`` writes for the same call:
+``@timestamp`` (nanosecond precision), ``message``, ``log.level`` (the level's name in lower
+case), ``log.logger``, ``log.origin.file.name`` (the file's base name) and ``.line``,
+``log.origin.function``, ``service.name``, ``host.name``, ``process.pid``, ``process.name``,
+``process.thread.id`` and ``.name``, ``error.type/message/stack_trace``, ``labels.*`` (the run's
+scalar extras, as keywords) and ``ecs.version``. ECS has no field for the source file's full path:
+it goes in ``log.origin.file.path`` beside the base name. A lifecycle event is an ECS event:
+``event.kind`` ``"event"``, ``event.action`` (started, succeeded, failed, skipped, cancelled),
+``event.outcome`` (success, failure or unknown) and ``event.duration`` (nanoseconds); there is no
+top-level ``event`` text, which would collide with ECS mappings such as the built-in ``logs-*-*``
+templates. Ours, at the top level: ``run_id``, ``parent_run_id``, ``workflow_name``,
+``job_name``, ``stage_name``, ``kind``, ``scope``, ``status``, ``record_id``, ``levelno``,
+``is_err``, ``time_ns`` (exact nanoseconds, so records read back are the records written) and
+``extras`` (stored, not indexed). Fields whose value is None are left out.
+
+Documents written before the ECS event layout (a top-level ``event`` text and ``duration`` in
+seconds, ``log.level`` in upper case, the full path in ``log.origin.file.name``) read back as
+well: ``documents.record_from_doc`` takes both.
 
 Pure functions only: no client, no I/O. Runs on the sink's worker.
 """
@@ -16,12 +26,15 @@ Pure functions only: no client, no I/O. Runs on the sink's worker.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import LEVELS, Record
 from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import json_text
 
@@ -30,13 +43,14 @@ __all__ = [
     "MAPPINGS",
     "encode_action",
     "encode_actions",
-    "record_from_doc",
     "record_to_doc",
-    "seq_key",
     "timestamp_ns",
 ]
 
-ECS_VERSION = "8.11.0"
+#: The ECS version the documents follow (ecs-logging itself still writes 1.6.0).
+ECS_VERSION = "8.17.0"
+#: ECS ``event.outcome`` of each lifecycle event.
+OUTCOMES = {"succeeded": "success", "failed": "failure"}
 
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}
 _TEXT = {"type": "text"}
@@ -59,7 +73,11 @@ MAPPINGS: dict[str, Any] = {
                 "origin": {
                     "properties": {
                         "file": {
-                            "properties": {"name": _KEYWORD, "line": {"type": "long"}},
+                            "properties": {
+                                "name": _KEYWORD,
+                                "path": _KEYWORD,
+                                "line": {"type": "long"},
+                            },
                         },
                         "function": _KEYWORD,
                     }
@@ -72,7 +90,16 @@ MAPPINGS: dict[str, Any] = {
         "process": {
             "properties": {
                 "pid": {"type": "long"},
-                "thread": {"properties": {"id": {"type": "long"}}},
+                "name": _KEYWORD,
+                "thread": {"properties": {"id": {"type": "long"}, "name": _KEYWORD}},
+            }
+        },
+        "event": {
+            "properties": {
+                "kind": _KEYWORD,
+                "action": _KEYWORD,
+                "outcome": _KEYWORD,
+                "duration": {"type": "long"},
             }
         },
         "error": {
@@ -91,9 +118,7 @@ MAPPINGS: dict[str, Any] = {
         "stage_name": _KEYWORD,
         "kind": _KEYWORD,
         "scope": _KEYWORD,
-        "event": _KEYWORD,
         "status": _KEYWORD,
-        "duration": {"type": "double"},
         "record_id": _KEYWORD,
         "is_err": {"type": "boolean"},
         "extras": {"type": "object", "enabled": False},
@@ -101,6 +126,8 @@ MAPPINGS: dict[str, Any] = {
 }
 
 _LABEL_TYPES = (str, int, float, bool)
+#: log.level of the standard levels (the others: the name in lower case).
+_levels = {name: name.lower() for name in LEVELS}
 
 # @timestamp text of the last whole second seen, replaced as one tuple so that several sink
 # workers can share it: records arrive in bursts within one second.
@@ -147,7 +174,9 @@ def _origin(filename: str | None, lineno: int | None, func: str | None) -> dict[
         if filename is not None or lineno is not None:
             file: dict[str, Any] = {}
             if filename is not None:
-                file["name"] = filename
+                file["name"] = os.path.basename(filename) or filename
+                if file["name"] != filename:
+                    file["path"] = filename
             if lineno is not None:
                 file["line"] = lineno
             origin["file"] = file
@@ -159,13 +188,46 @@ def _origin(filename: str | None, lineno: int | None, func: str | None) -> dict[
     return origin or None
 
 
+def _process_name(pid: int) -> str | None:
+    """The process's name as logging's LogRecord.processName gives it, when ``pid`` is this
+    process (a record from the spool may come from another)."""
+    if pid != os.getpid():
+        return None
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return "MainProcess"
+    try:
+        return str(mp.current_process().name)
+    except Exception:  # pragma: no cover - as logging does
+        return None
+
+
+def _thread_name(pid: int, ident: int) -> str | None:
+    """The name of thread ``ident`` of this process while it runs (logging's threadName)."""
+    if pid != os.getpid():
+        return None
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return None
+
+
 def _process(pid: int, thread: int) -> dict[str, Any]:
     key = (pid, thread)
     proc = _processes.get(key)
     if proc is None:
         if len(_processes) >= _CACHE_MAX:
             _processes.clear()
-        proc = _processes[key] = {"pid": pid, "thread": {"id": thread}}
+        proc = {"pid": pid}
+        name = _process_name(pid)
+        if name is not None:
+            proc["name"] = name
+        thread_doc: dict[str, Any] = {"id": thread}
+        thread_name = _thread_name(pid, thread)
+        if thread_name is not None:
+            thread_doc["name"] = thread_name
+        proc["thread"] = thread_doc
+        _processes[key] = proc
     return proc
 
 
@@ -221,7 +283,7 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
         logger,
         _size,
     ) = rec
-    log: dict[str, Any] = {"level": level}
+    log: dict[str, Any] = {"level": _levels.get(level) or level.lower()}
     if logger is not None:
         log["logger"] = logger
     origin = _origin(filename, lineno, func_name)
@@ -255,11 +317,16 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
     if scope is not None:
         doc["scope"] = scope
     if event is not None:
-        doc["event"] = event
+        ecs_event: dict[str, Any] = {
+            "kind": "event",
+            "action": event,
+            "outcome": OUTCOMES.get(event, "unknown"),
+        }
+        if duration is not None:
+            ecs_event["duration"] = round(duration * 1_000_000_000)
+        doc["event"] = ecs_event
     if status is not None:
         doc["status"] = status
-    if duration is not None:
-        doc["duration"] = duration
     if exc_type is not None or exc_message is not None or exc_traceback is not None:
         error: dict[str, Any] = {}
         if exc_type is not None:
@@ -344,54 +411,3 @@ def encode_actions(batch: Sequence[Record], op: str, service_name: str | None = 
 def encode_action(rec: Record, op: str, service_name: str | None = None) -> bytes:
     """The two bulk lines of ``rec`` (see :func:`encode_actions`)."""
     return encode_actions((rec,), op, service_name)[0].encode()
-
-
-def _get(doc: dict[str, Any], *path: str) -> Any:
-    value: Any = doc
-    for part in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def record_from_doc(doc: dict[str, Any]) -> Record:
-    """The record a document was made from (``size`` is not stored: it reads back as 256)."""
-    return Record(
-        time_ns=int(doc["time_ns"]),
-        level=doc["log"]["level"],
-        levelno=int(doc["levelno"]),
-        message=doc["message"],
-        run_id=doc["run_id"],
-        parent_run_id=doc.get("parent_run_id"),
-        workflow_name=doc.get("workflow_name"),
-        job_name=doc.get("job_name"),
-        stage_name=doc.get("stage_name"),
-        filename=_get(doc, "log", "origin", "file", "name"),
-        lineno=_get(doc, "log", "origin", "file", "line"),
-        func_name=_get(doc, "log", "origin", "function"),
-        process=_get(doc, "process", "pid"),
-        thread=_get(doc, "process", "thread", "id"),
-        host=_get(doc, "host", "name"),
-        record_id=doc["record_id"],
-        is_err=bool(doc.get("is_err", False)),
-        extras=doc.get("extras"),
-        exc_type=_get(doc, "error", "type"),
-        exc_message=_get(doc, "error", "message"),
-        exc_traceback=_get(doc, "error", "stack_trace"),
-        kind=doc.get("kind", "log"),
-        scope=doc.get("scope"),
-        event=doc.get("event"),
-        status=doc.get("status"),
-        duration=doc.get("duration"),
-        logger=_get(doc, "log", "logger"),
-    )
-
-
-def seq_key(record_id: str) -> tuple[str, int]:
-    """Orders record ids of one process by creation (``<prefix>-<counter>``), so records with
-    the same time_ns read back in the order the SQLite store gives them."""
-    prefix, _, counter = record_id.rpartition("-")
-    if counter.isdigit():
-        return prefix, int(counter)
-    return record_id, -1

@@ -2,15 +2,21 @@
 
 Facts from the PutLogEvents API reference: at most 10,000 events and 1,048,576 bytes per batch,
 counted as the UTF-8 size of each message plus 26 bytes per event; events in chronological order
-within a batch; one batch spans at most 24 hours; one event at most 256 KB (we keep the older,
-smaller limit, counting the 26 bytes). Events more than 2 hours ahead or older than 14 days (or
-the group's retention) are rejected by the service, which reports them in
-``rejectedLogEventsInfo``.
+within a batch; one batch spans at most 24 hours; "each log event can be no larger than 256 KB"
+(262,144 bytes, the 26 bytes counted in: the largest message is 262,118 bytes). Events more than
+2 hours ahead or older than 14 days (or the group's retention) are rejected by the service,
+which reports them in ``rejectedLogEventsInfo``.
 
-Each event's message is one JSON object (CloudWatch Logs Insights discovers its fields):
-``timestamp`` (ISO-8601 UTC), ``level``, ``message``, the run and workflow fields, ``record_id``,
-``host``, ``logger``, exception fields, event fields and ``extras``. A message too large is cut
-and marked ``"truncated": true``. Records are sent to the log stream named by ``log_stream``, a
+Each event's message is one compact JSON object (CloudWatch Logs Insights discovers its fields):
+``level``, ``message``, the run and workflow fields, ``host``, ``logger``, ``source``
+(``file:line function``), exception fields, event fields, ``extras`` and ``record_id``, each left
+out when it is None. The time is the event's own ``timestamp`` (Insights' ``@timestamp``, in
+milliseconds), not repeated in the message. A field that the log stream's name is made of is
+left out too, since every event of the stream holds it as ``@logStream``: with the default
+stream ``{run_id}`` that is the run id. So a small record costs about 80 bytes, and a batch of
+small records is cut by the 10,000-events limit, as CloudWatch counts it, not by the bytes. A
+message too large keeps as much of the text as the 256 KB limit allows, cut where it must be and
+marked ``"truncated": true``. Records are sent to the log stream named by ``log_stream``, a
 template that may use ``{run_id}``, ``{host}`` and ``{process}`` (``:`` and ``*``, which stream
 names cannot hold, become ``_``).
 """
@@ -21,9 +27,22 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from workflow_traces.core.record import Record
-from workflow_traces.exporters.encode import dumps, iso_utc
+from workflow_traces.core.record import (
+    F_EXTRAS,
+    F_FILENAME,
+    F_FUNC_NAME,
+    F_KIND,
+    F_LEVEL,
+    F_LINENO,
+    F_MESSAGE,
+    F_RECORD_ID,
+    F_TIME_NS,
+    Record,
+    RecordValues,
+)
+from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import (
+    TRUNCATED_MARK,
     Contexts,
     Request,
     hole,
@@ -41,31 +60,40 @@ __all__ = [
     "CLOUDWATCH_MAX_SPAN_MS",
     "cloudwatch_message",
     "encode_cloudwatch",
+    "stream_fields",
     "stream_name",
 ]
 
 CLOUDWATCH_MAX_EVENTS = 10_000
 CLOUDWATCH_MAX_BATCH_BYTES = 1_048_576
 CLOUDWATCH_EVENT_OVERHEAD = 26
+#: PutLogEvents: "Each log event can be no larger than 256 KB" (the 26 bytes included).
 CLOUDWATCH_MAX_EVENT_BYTES = 256 * 1024
 CLOUDWATCH_MAX_SPAN_MS = 24 * 3600 * 1000
+#: The largest message of one event.
+_MAX_MESSAGE = CLOUDWATCH_MAX_EVENT_BYTES - CLOUDWATCH_EVENT_OVERHEAD
 
 _AT = Record._fields.index
-_OPTIONAL = tuple(
-    (field, _AT(field))
-    for field in (
-        "parent_run_id",
-        "workflow_name",
-        "job_name",
-        "stage_name",
-        "logger",
-        "exc_type",
-        "exc_message",
-        "exc_traceback",
+_TIME = itemgetter(F_TIME_NS)
+#: (key, Record field position) of the context fields, in the order they are written.
+_CONTEXT = tuple(
+    (key, _AT(field))
+    for key, field in (
+        ("run_id", "run_id"),
+        ("parent_run_id", "parent_run_id"),
+        ("workflow_name", "workflow_name"),
+        ("job_name", "job_name"),
+        ("stage_name", "stage_name"),
+        ("host", "host"),
+        ("logger", "logger"),
+        ("exc_type", "exc_type"),
+        ("exc_message", "exc_message"),
+        ("exc_traceback", "exc_traceback"),
     )
 )
-_TIME = itemgetter(0)
 _EVENT = tuple((field, _AT(field)) for field in ("kind", "scope", "event", "status", "duration"))
+#: Fields of the message a stream name may be made of, by their placeholder.
+_STREAM_FIELDS = ("run_id", "host")
 
 
 def stream_name(template: str, rec: Record) -> str:
@@ -75,46 +103,58 @@ def stream_name(template: str, rec: Record) -> str:
     return name[:512] or "workflow-traces"
 
 
-def _message_dict(rec: Record) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "timestamp": iso_utc(rec.time_ns),
-        "level": rec.level,
-        "message": rec.message,
-        "run_id": rec.run_id,
-    }
-    for key, index in _OPTIONAL:
+def stream_fields(template: str) -> frozenset[str]:
+    """The message fields that a stream named by ``template`` holds in its name, left out of
+    its events' messages (the process id is never in the message)."""
+    return frozenset(f for f in _STREAM_FIELDS if "{" + f + "}" in template)
+
+
+def _message_dict(rec: Record, omit: frozenset[str]) -> dict[str, Any]:
+    d: dict[str, Any] = {"level": rec[F_LEVEL], "message": rec[F_MESSAGE]}
+    for key, index in _CONTEXT:
         value = rec[index]
-        if value is not None:
+        if value is not None and key not in omit:
             d[key] = value
-    d["host"] = rec.host
-    d["record_id"] = rec.record_id
-    if rec.kind != "log":
+    if rec[F_FILENAME]:
+        d["source"] = f"{rec[F_FILENAME]}:{rec[F_LINENO]} {rec[F_FUNC_NAME]}"
+    if rec[F_KIND] != "log":
         for key, index in _EVENT:
             value = rec[index]
             if value is not None:
                 d[key] = value
-    if rec.extras:
-        d["extras"] = rec.extras
-    if rec.filename:
-        d["source"] = f"{rec.filename}:{rec.lineno} {rec.func_name}"
+    if rec[F_EXTRAS]:
+        d["extras"] = rec[F_EXTRAS]
+    d["record_id"] = rec[F_RECORD_ID]
     return d
 
 
-def cloudwatch_message(rec: Record, max_bytes: int = CLOUDWATCH_MAX_EVENT_BYTES) -> str:
-    """The event message for ``rec``: compact JSON, at most ``max_bytes`` in UTF-8."""
-    d = _message_dict(rec)
+def cloudwatch_message(
+    rec: Record, max_bytes: int = _MAX_MESSAGE, log_stream: str = "{run_id}"
+) -> str:
+    """The event message for ``rec`` in a stream named by ``log_stream``: compact JSON, at most
+    ``max_bytes`` in UTF-8. A message too large keeps as much of its text (then of the
+    traceback) as fits, and says ``"truncated": true``."""
+    d = _message_dict(rec, stream_fields(log_stream))
     data = dumps(d)
     if len(data) <= max_bytes:
         return data.decode()
     d["truncated"] = True
-    for key in ("exc_traceback", "message"):
-        if key in d:
-            d[key] = truncate_utf8(str(d[key]), max(256, max_bytes // 4))
-    data = dumps(d)
-    if len(data) > max_bytes:
-        d.pop("extras", None)
-        data = dumps(d)
-    return truncate_utf8(data.decode(), max_bytes)
+    # Cut the longest texts by what is over, until it fits: an escaped character takes more
+    # room in the JSON than in the text, so a cut may leave a little over for the next round.
+    for _ in range(8):
+        excess = len(dumps(d)) - max_bytes
+        if excess <= 0:
+            return dumps(d).decode()
+        texts = [k for k in ("message", "exc_traceback") if isinstance(d.get(k), str)]
+        key = max(texts, key=lambda k: len(d[k]))
+        size = len(d[key].encode("utf-8", "backslashreplace"))
+        d[key] = truncate_utf8(d[key], max(0, size - excess))
+        if size <= len(TRUNCATED_MARK):
+            break
+    d.pop("extras", None)  # what is left is too large on its own (huge extras)
+    d["message"] = truncate_utf8(d["message"], max_bytes // 2)
+    d.pop("exc_traceback", None)
+    return truncate_utf8(dumps(d).decode(), max_bytes)
 
 
 def _escaped(text: str) -> str:
@@ -122,19 +162,17 @@ def _escaped(text: str) -> str:
     return dumps(text).decode()[1:-1]
 
 
-def _template(rec: Record) -> tuple[tuple[str, ...], int] | None:
-    """For ``rec``'s context: the message with holes for the timestamp, the message and the
-    record_id, escaped as the inside of the event's message string; and its size unescaped,
-    holes left out."""
-    d = _message_dict(rec._replace(message=hole(1), record_id=hole(2)))
-    d["timestamp"] = hole(0)
-    parts = template(d, 3)
+def _template(rec: Record, omit: frozenset[str]) -> tuple[tuple[str, ...], int] | None:
+    """For ``rec``'s context: the message with holes for the message and the record_id, escaped
+    as the inside of the event's message string; and its size unescaped, holes left out."""
+    d = _message_dict(rec._replace(message=hole(0), record_id=hole(1)), omit)
+    parts = template(d, 2)
     if parts is None:
         return None
     return tuple(_escaped(part) for part in parts), sum(utf8_len(part) for part in parts)
 
 
-_contexts = Contexts(_template)
+_contexts: dict[str, Contexts] = {}
 
 
 def _nested(text: str) -> tuple[str, int]:
@@ -164,9 +202,15 @@ def encode_cloudwatch(
         if name is None:
             name = names[where] = stream_name(log_stream, rec)
         streams.setdefault(name, []).append(rec)
-    limit = CLOUDWATCH_MAX_EVENT_BYTES - CLOUDWATCH_EVENT_OVERHEAD
+    limit = _MAX_MESSAGE
     room = limit - 64
-    get = _contexts.get
+    contexts = _contexts.get(log_stream)
+    if contexts is None:
+        if len(_contexts) > 64:
+            _contexts.clear()
+        omit = stream_fields(log_stream)
+        contexts = _contexts[log_stream] = Contexts(lambda rec: _template(rec, omit))
+    get = contexts.get
     requests: list[Request] = []
     for stream, recs in streams.items():
         events: list[str] = []
@@ -174,20 +218,19 @@ def encode_cloudwatch(
         size = 0
         first = 0
         for rec in sorted(recs, key=_TIME):
-            ts = rec[0] // 1_000_000
+            values: RecordValues = rec  # its fields by position, as plain values
+            ts: int = values[F_TIME_NS] // 1_000_000
             found = get(rec)
-            if found is not None and found[1] + 6 * (len(rec[3]) + len(rec[15])) < room:
+            text: str = values[F_MESSAGE]
+            rid: str = values[F_RECORD_ID]
+            if found is not None and found[1] + 6 * (len(text) + len(rid)) < room:
                 p, cost = found
-                stamp = iso_utc(rec[0])
-                message, message_size = _nested(rec[3])
-                record_id, record_id_size = _nested(rec[15])
-                cost += len(stamp) + 2 + message_size + record_id_size
-                event = (
-                    f'{{"timestamp":{ts},"message":"{p[0]}\\"{stamp}\\"{p[1]}{message}{p[2]}'
-                    f'{record_id}{p[3]}"}}'
-                )
+                message, message_size = _nested(text)
+                record_id, record_id_size = _nested(rid)
+                cost += message_size + record_id_size
+                event = f'{{"timestamp":{ts},"message":"{p[0]}{message}{p[1]}{record_id}{p[2]}"}}'
             else:
-                message = cloudwatch_message(rec, limit)
+                message = cloudwatch_message(rec, limit, log_stream)
                 event = dumps({"timestamp": ts, "message": message}).decode()
                 cost = utf8_len(message)
             cost += CLOUDWATCH_EVENT_OVERHEAD

@@ -4,7 +4,11 @@ Facts from Datadog's "Send logs" API reference: at most 5 MB uncompressed per re
 entries per array and 1 MB per log (a longer log is truncated); gzip is accepted and
 recommended; 202 means accepted. Reserved keys: ``message``, ``status`` (the level),
 ``service``, ``ddsource``, ``ddtags`` ("k:v,k:v") and ``hostname``; every other key becomes an
-attribute. We keep the limits a little under Datadog's (decimal megabytes) and mark what we cut.
+attribute. ``status`` is one of Datadog's statuses, the nearest to the record's level (a custom
+level 25 is ``info``). ``ddtags`` are normalized as Datadog's tagging requirements say, so a tag
+is stored as sent: ``env:<environment>``, each label, and ``workflow:<workflow name>``
+(``"Nightly ETL #2"`` becomes ``workflow:nightly_etl_2``). We keep the limits a little under
+Datadog's (decimal megabytes) and mark what we cut.
 
 Attributes (each left out when it is None): ``timestamp`` (ms since the epoch), ``run_id``,
 ``parent_run_id``, ``workflow_name``, ``job_name``, ``stage_name``, ``record_id``,
@@ -16,6 +20,7 @@ Attributes (each left out when it is None): ``timestamp`` (ms since the epoch), 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,9 +41,12 @@ __all__ = [
     "DATADOG_MAX_ENTRIES",
     "DATADOG_MAX_ENTRY_BYTES",
     "DATADOG_MAX_PAYLOAD_BYTES",
+    "DATADOG_MAX_TAG_LENGTH",
     "datadog_entry",
+    "datadog_status",
     "datadog_tags",
     "encode_datadog",
+    "normalize_tag",
 ]
 
 DATADOG_MAX_PAYLOAD_BYTES = 5_000_000
@@ -46,34 +54,51 @@ DATADOG_MAX_ENTRIES = 1000
 DATADOG_MAX_ENTRY_BYTES = 1_000_000
 DATADOG_SOURCE = "workflow-traces"
 
-_STATUS = {
-    "DEBUG": "debug",
-    "INFO": "info",
-    "WARNING": "warning",
-    "ERROR": "error",
-    "CRITICAL": "critical",
-}
+#: Datadog's standard statuses for the stdlib's levels, by level number // 10.
+_STATUSES = ("debug", "debug", "info", "warning", "error", "critical")
+#: Datadog's tagging requirements: at most 200 characters, lowercase, a letter first, then
+#: letters, digits, "_", "-", ":", "." and "/"; any other character becomes "_", runs of "_"
+#: become one, and a trailing "_" (or ":") is removed.
+DATADOG_MAX_TAG_LENGTH = 200
+_TAG_OTHER = re.compile(r"[^\w\-:./]")
+_TAG_RUNS = re.compile(r"_+")
 
 
-def _tag(value: str) -> str:
-    return value.replace(",", "_")
+def datadog_status(levelno: int) -> str:
+    """The Datadog status nearest to a stdlib level number (a tie goes to the lower one):
+    ``debug``, ``info``, ``warning``, ``error`` or ``critical``."""
+    return _STATUSES[min(5, max(0, (levelno + 4) // 10))]
+
+
+def normalize_tag(tag: str) -> str:
+    """``tag`` (``key:value`` or a bare value) normalized as Datadog documents it, so the tag
+    stored is the tag sent; empty when nothing of it is left."""
+    tag = _TAG_RUNS.sub("_", _TAG_OTHER.sub("_", tag.lower()))
+    start = 0
+    while start < len(tag) and not tag[start].isalpha():
+        start += 1
+    return tag[start : start + DATADOG_MAX_TAG_LENGTH].rstrip("_:")
+
+
+def _tag(key: str, value: str) -> str:
+    return normalize_tag(f"{key}:{value}")
 
 
 def datadog_tags(labels: Mapping[str, str], environment: str | None) -> str:
     """The static part of ``ddtags``: ``env:<environment>`` and each label as ``k:v``."""
-    tags = [] if environment is None else [f"env:{_tag(environment)}"]
-    tags.extend(f"{_tag(k)}:{_tag(v)}" for k, v in labels.items())
-    return ",".join(tags)
+    tags = [] if environment is None else [_tag("env", environment)]
+    tags.extend(_tag(k, v) for k, v in labels.items())
+    return ",".join(t for t in tags if t)
 
 
 def datadog_entry(rec: Record, service: str, tags: str) -> dict[str, Any]:
     """One Datadog log object for ``rec`` (attributes that are None are left out)."""
     if rec.workflow_name is not None:
-        workflow = f"workflow:{_tag(rec.workflow_name)}"
+        workflow = _tag("workflow", rec.workflow_name)
         tags = f"{tags},{workflow}" if tags else workflow
     entry: dict[str, Any] = {
         "message": rec.message,
-        "status": _STATUS.get(rec.level) or rec.level.lower(),
+        "status": datadog_status(rec.levelno),
         "service": service,
         "ddsource": DATADOG_SOURCE,
         "ddtags": tags,

@@ -6,15 +6,19 @@ Body: ``{"resourceLogs": [{"resource": {"attributes": [...]}, "scopeLogs": [{"sc
 ``intValue``) are decimal strings and keys are lowerCamelCase. Resource attributes:
 ``service.name``, ``host.name``, ``process.pid`` and the user's ``labels``. Each log record has
 ``timeUnixNano``, ``observedTimeUnixNano``, ``severityNumber`` (DEBUG 5, INFO 9, WARNING 13,
-ERROR 17, CRITICAL 21), ``severityText``, ``body`` (the message) and ``attributes``: our run
+ERROR 17, CRITICAL 21, a custom level the nearest number between), ``severityText`` (the level's
+name), ``body`` (the message) and ``attributes``: our run
 and workflow fields under their own names (``run_id``, ``parent_run_id``, ``workflow_name``,
 ``job_name``, ``stage_name``, ``record_id``, and for events ``kind``, ``scope``, ``event``,
 ``status``, ``duration``), the semantic-convention ``code.*``, ``thread.id``, ``exception.*``
-and ``logger.name``, and each extra as ``extras.<key>``.
+and ``logger.name``, and each extra as ``extras.<key>``. NaN and the infinities go as the proto
+JSON mapping writes them (``"NaN"``, ``"Infinity"``, ``"-Infinity"``). Every body parses
+strictly as an ``ExportLogsServiceRequest`` of ``opentelemetry-proto`` (the tests check it).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,28 +43,32 @@ SCOPE = {"name": "workflow_traces", "version": "0.1.0"}
 
 
 def severity_number(levelno: int) -> int:
-    """The OpenTelemetry severity number of a stdlib level number."""
-    if levelno < 10:
-        return 1  # TRACE
-    if levelno < 20:
-        return 5
-    if levelno < 30:
-        return 9
-    if levelno < 40:
-        return 13
-    if levelno < 50:
-        return 17
-    return 21
+    """The OpenTelemetry severity number nearest to a stdlib level number.
+
+    The stdlib's levels sit on OpenTelemetry's ranges as DEBUG 5, INFO 9, WARNING 13, ERROR 17
+    and CRITICAL 21 (four severity numbers for every ten level numbers); a level between them
+    (a custom level such as 25) takes the number at the same place between theirs (11), rounded
+    to the nearest, within TRACE 1 to FATAL4 24.
+    """
+    return min(24, max(1, (2 * levelno + 7) // 5))
+
+
+_FLOAT_WORDS = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
+_INT64 = range(-(2**63), 2**63)
 
 
 def otlp_value(value: Any) -> dict[str, Any]:
-    """An OTLP ``AnyValue`` for a JSON-safe value."""
+    """An OTLP ``AnyValue`` for a value (one that is not a JSON type goes as its text)."""
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
-        return {"intValue": str(value)}
+        # An int64 in the proto; a larger integer goes as its decimal text.
+        return {"intValue" if value in _INT64 else "stringValue": str(value)}
     if isinstance(value, float):
-        return {"doubleValue": value}
+        # The proto3 JSON mapping writes the values JSON has no number for as these strings.
+        if math.isnan(value):
+            return {"doubleValue": "NaN"}
+        return {"doubleValue": _FLOAT_WORDS.get(value, value)}
     if isinstance(value, list | tuple):
         return {"arrayValue": {"values": [otlp_value(v) for v in value]}}
     if isinstance(value, dict):
@@ -114,7 +122,7 @@ def otlp_log_record(rec: Record, observed_ns: str) -> dict[str, Any]:
             if value is not None:
                 append({"key": key, "value": {"stringValue": value}})
         if rec.duration is not None:
-            append({"key": "duration", "value": {"doubleValue": rec.duration}})
+            append({"key": "duration", "value": otlp_value(rec.duration)})
     if rec.extras:
         for key, value in rec.extras.items():
             if value is not None:
