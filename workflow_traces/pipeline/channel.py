@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from workflow_traces.core.record import RecordValues, as_record
 from workflow_traces.diagnostics import report
-from workflow_traces.errors import TraceClosedError
+from workflow_traces.errors import PermanentError, TraceClosedError
+from workflow_traces.exporters import base as _exporter
 from workflow_traces.exporters.base import Exporter, ExportResult
 
 if TYPE_CHECKING:
@@ -79,6 +80,10 @@ class SinkHealth:
     circuit_open: bool = False
 
 
+#: Records a sink's buffer holds at most, by default (a sink's ``queue_size``).
+DEFAULT_QUEUE_SIZE = 200_000
+
+
 class RetryPolicy:
     """When to try a failed batch again. The default suits local sinks: two quick retries,
     then the batch is counted as failed. Network sinks use ``_retry.NetworkRetryPolicy``."""
@@ -96,8 +101,9 @@ class RetryPolicy:
         self.max_delay = max_delay
 
     def delay(self, exc: BaseException, attempt: int) -> float | None:
-        """Seconds to wait before retry number ``attempt + 1``, or None to give up."""
-        if attempt >= self.max_retries:
+        """Seconds to wait before retry number ``attempt + 1``, or None to give up (at once for
+        a PermanentError: sending again cannot help)."""
+        if attempt >= self.max_retries or isinstance(exc, PermanentError):
             return None
         return float(min(self.max_delay, self.base_delay * (2**attempt)))
 
@@ -188,7 +194,7 @@ class Channel:
         batch_records: int = 1000,
         batch_bytes: int = _NO_LIMIT,
         flush_interval: float = 1.0,
-        capacity: int = 200_000,
+        capacity: int = DEFAULT_QUEUE_SIZE,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         wake_bytes: int = 64 << 20,
@@ -249,7 +255,7 @@ class Channel:
     def _after_fork_in_child(self) -> None:
         if self._closed:
             return
-        self.exporter.after_fork()
+        _exporter.after_fork(self.exporter)
         if self._delivery is not None:
             self._delivery.after_fork()
         self._waiting = set()
@@ -430,6 +436,10 @@ class Channel:
                     # Callers queue plain tuples of a record's values (see Trace._record).
                     self._export(batch if self._takes_values else list(map(as_record, batch)))
                 if marker is not None:
+                    try:
+                        _exporter.flush(self.exporter)
+                    except Exception as exc:
+                        self._note(exc)
                     with self._lock:
                         self._markers -= 1
                     if marker.stop:
@@ -445,7 +455,7 @@ class Channel:
         try:
             if delivery is not None:
                 delivery.close()
-            self.exporter.close()
+            _exporter.shutdown(self.exporter)
         except Exception as exc:
             self._fail(exc, 0)
 

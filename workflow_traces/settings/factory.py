@@ -8,15 +8,27 @@ from typing import Any
 
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import ConfigError, TraceError
-from workflow_traces.settings.config import (
-    ElasticsearchConfig,
-    FileConfig,
-    RestAPIConfig,
-    SQLiteConfig,
-    validate_handler,
-)
+from workflow_traces.exporters import registry
+from workflow_traces.settings.config import validate_handler
 
-__all__ = ["build_child", "build_handler", "build_handlers"]
+__all__ = ["build_child", "build_handler", "build_handlers", "check_requirements"]
+
+
+def check_requirements(cfg: Any) -> None:
+    """Raise ConfigError when a package the sink needs is not installed, naming how to
+    install it: a missing client is a configuration error, not an outage found later."""
+    import importlib.util
+
+    for module, install in cfg.requirements():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(
+                f"type: {cfg.type!r} handlers need the {module} package, which is not "
+                f"installed: {install}"
+            )
 
 
 def build_handler(
@@ -26,34 +38,13 @@ def build_handler(
     extras: dict[str, Any],
     fail_silently: bool,
 ) -> logging.Handler:
-    """One handler from one validated handler config."""
-    common = {
-        "buffer_size": cfg.buffer_size,
-        "flush_interval": cfg.flush_interval,
-        "queue_size": cfg.queue_size,
-        "overflow": cfg.overflow,
-        "block_timeout": cfg.block_timeout,
-        "fail_silently": fail_silently,
-        "level": logging.getLevelName(cfg.level),
-    }
-    if isinstance(cfg, FileConfig):
-        from workflow_traces.exporters.file import WorkflowFileHandler
-
-        return WorkflowFileHandler(run_id, parent_run_id, cfg.path, extras, **common)
-    if isinstance(cfg, SQLiteConfig):
-        from workflow_traces.exporters.sqlite.handler import SQLiteHandler
-
-        return SQLiteHandler(run_id, parent_run_id, cfg.path, extras, **common)
-    if isinstance(cfg, RestAPIConfig | ElasticsearchConfig):
-        try:
-            from workflow_traces.exporters import network as _network
-        except ImportError as exc:
-            raise ConfigError(
-                f"type: {cfg.type!r} handlers are not available in this build ({exc})"
-            ) from None
-        handler: logging.Handler = _network.build(cfg, run_id, parent_run_id, extras, common)
-        return handler
-    raise ConfigError(f"type: unknown handler config {type(cfg).__name__}")
+    """One handler from one validated handler config, built by its sink type (see
+    ``workflow_traces.exporters.registry``)."""
+    sink = registry.get(cfg.type)
+    if sink is None:
+        raise ConfigError(f"type: unknown handler config {type(cfg).__name__}")
+    check_requirements(cfg)
+    return sink.build(cfg, registry.SinkContext(run_id, parent_run_id, extras, fail_silently))
 
 
 def build_handlers(
@@ -86,6 +77,7 @@ def build_handlers(
                 f"build:{cfg.type}",
                 f"workflow-traces: left out handler {index} ({cfg.type}): "
                 f"{_name_build_error(exc, index, eff)}",
+                logging.ERROR,
             )
     return eff.trace_type, eff.fail_silently, handlers, eff.extras
 
@@ -132,5 +124,6 @@ def build_child(
         report(
             f"build:{cfg.type}",
             f"workflow-traces: left out handler {index} ({cfg.type}): {exc}",
+            logging.ERROR,
         )
         return None
