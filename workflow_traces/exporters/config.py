@@ -13,7 +13,7 @@ Needs pydantic: imported only when configuration is read, never by ``import work
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,10 @@ class SinkConfig(BaseModel):
     (``type: Literal["csv"] = "csv"``) and may change the defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    #: The TraceSettings field (``"path"``: TRACE_PATH) whose value a handler of this type
+    #: takes as its ``path`` when it gives none; None: no such setting.
+    default_path_setting: ClassVar[str | None] = None
 
     type: str
     buffer_size: int = Field(
@@ -105,6 +109,11 @@ class SinkConfig(BaseModel):
     def store_location(self) -> str | None:
         """Where ``open_store`` reads this sink's records back (``config check`` does), if it
         can."""
+        return None
+
+    def remove_run(self, run_id: str) -> None:
+        """Remove the records of ``run_id`` from the sink, if it can: ``config check`` removes
+        its probe run this way, so that it does not show among the user's runs."""
         return None
 
     def retry_policy(self) -> RetryPolicy | None:

@@ -66,8 +66,8 @@ class Sink:
     - ``config``: its config model, a subclass of ``SinkConfig`` (or ``NetworkSinkConfig``)
       whose ``type`` field is ``Literal[<type>]``; or its ``"module:Name"``.
     - ``exporter``: a callable taking the validated config and returning an ``Exporter``; the
-      registry wraps it in a ``BufferedHandler`` (its own buffer and worker) set up from the
-      config's common keys and ``retry_policy()``. Or:
+      factory (``settings.factory``) wraps it in a ``BufferedHandler`` (its own buffer and
+      worker) set up from the config's common keys and ``retry_policy()``. Or:
     - ``handler``: a callable taking the validated config and a :class:`SinkContext` and
       returning a ``logging.Handler``, for sinks with a handler class of their own.
     - ``summary``: one line for listings.
@@ -82,29 +82,6 @@ class Sink:
     def __post_init__(self) -> None:
         if (self.exporter is None) == (self.handler is None):
             raise ValueError(f"sink type {self.type!r}: give exporter or handler (one of them)")
-
-    def build(self, cfg: SinkConfig, ctx: SinkContext) -> logging.Handler:
-        """The handler for a validated config of this type."""
-        if self.handler is not None:
-            handler: logging.Handler = load(self.handler)(cfg, ctx)
-            return handler
-        from workflow_traces.pipeline.handler import BufferedHandler
-
-        exporter = load(self.exporter)(cfg)
-        return BufferedHandler(
-            exporter,
-            run_id=ctx.run_id,
-            parent_run_id=ctx.parent_run_id,
-            extras=ctx.extras,
-            batch_records=cfg.buffer_size,
-            flush_interval=cfg.flush_interval,
-            queue_size=cfg.queue_size,
-            overflow=cfg.overflow,
-            block_timeout=cfg.block_timeout,
-            fail_silently=ctx.fail_silently,
-            retry=cfg.retry_policy(),
-            level=cfg.keywords()["level"],
-        )
 
 
 _CONFIGS = "workflow_traces.settings.sinks"
@@ -143,7 +120,7 @@ BUILTIN: tuple[Sink, ...] = (
     ),
 )
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # a plugin that reads the registry while it loads must not hang
 _sinks: dict[str, Sink] | None = None
 
 
@@ -162,7 +139,9 @@ def _from_entry_points() -> list[Sink]:
     from importlib.metadata import entry_points
 
     found: list[Sink] = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    # The same distribution found twice on sys.path lists its entry points twice: once is enough.
+    unique = {(ep.name, ep.value): ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for ep in sorted(unique.values(), key=lambda e: e.name):
         where = f"entry point {ep.name!r} ({ep.value})"
         try:
             sink = ep.load()

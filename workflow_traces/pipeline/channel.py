@@ -30,10 +30,10 @@ from itertools import accumulate
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
+import workflow_traces.exporters.base as _exporter
 from workflow_traces.core.record import RecordValues, as_record
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import PermanentError, TraceClosedError
-from workflow_traces.exporters import base as _exporter
 from workflow_traces.exporters.base import Exporter, ExportResult
 
 if TYPE_CHECKING:
@@ -78,6 +78,9 @@ class SinkHealth:
     spooled: int = 0
     #: True while the sink's service is unavailable and its circuit breaker is open.
     circuit_open: bool = False
+    #: "running", "circuit_open", "closed", or "unavailable": a configured sink that could
+    #: not be built (``last_error`` says why), whose records are counted as dropped.
+    state: str = "running"
 
 
 #: Records a sink's buffer holds at most, by default (a sink's ``queue_size``).
@@ -405,6 +408,7 @@ class Channel:
         last = self._last_error
         delivery = self._delivery
         spool = None if delivery is None else delivery.spool
+        circuit_open = False if delivery is None else delivery.breaker.open
         return SinkHealth(
             name=self.name,
             written=self._written,
@@ -413,7 +417,8 @@ class Channel:
             queued=self.queued_records() + (0 if delivery is None else delivery.held),
             last_error=None if last is None else f"{type(last).__name__}: {last}",
             spooled=0 if spool is None else spool.records,
-            circuit_open=False if delivery is None else delivery.breaker.open,
+            circuit_open=circuit_open,
+            state="closed" if self._closed else "circuit_open" if circuit_open else "running",
         )
 
     # -- the worker ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from workflow_traces.settings.sinks import (
 )
 
 __all__ = [
+    "DEFAULT_PATH_SETTINGS",
     "HANDLER_TYPES",
     "ElasticsearchConfig",
     "EnvStyle",
@@ -65,6 +66,14 @@ else:
 HANDLER_TYPES = registry.types()
 _HANDLER_MODELS: dict[str, type[SinkConfig]] = {
     kind: config_model(sink) for kind, sink in registry.sinks().items()
+}
+
+#: Sink type -> the TraceSettings field its handlers take ``path`` from when they give none
+#: (``{"file": "path", "sqlite": "sqlite_path"}``: TRACE_PATH, TRACE_SQLITE_PATH).
+DEFAULT_PATH_SETTINGS: dict[str, str] = {
+    kind: model.default_path_setting
+    for kind, model in _HANDLER_MODELS.items()
+    if model.default_path_setting is not None
 }
 
 

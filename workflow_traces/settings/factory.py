@@ -44,7 +44,26 @@ def build_handler(
     if sink is None:
         raise ConfigError(f"type: unknown handler config {type(cfg).__name__}")
     check_requirements(cfg)
-    return sink.build(cfg, registry.SinkContext(run_id, parent_run_id, extras, fail_silently))
+    if sink.handler is not None:
+        ctx = registry.SinkContext(run_id, parent_run_id, extras, fail_silently)
+        handler: logging.Handler = registry.load(sink.handler)(cfg, ctx)
+        return handler
+    from workflow_traces.pipeline.handler import BufferedHandler
+
+    return BufferedHandler(
+        registry.load(sink.exporter)(cfg),
+        run_id=run_id,
+        parent_run_id=parent_run_id,
+        extras=extras,
+        batch_records=cfg.buffer_size,
+        flush_interval=cfg.flush_interval,
+        queue_size=cfg.queue_size,
+        overflow=cfg.overflow,
+        block_timeout=cfg.block_timeout,
+        fail_silently=fail_silently,
+        retry=cfg.retry_policy(),
+        level=cfg.keywords()["level"],
+    )
 
 
 def build_handlers(
@@ -52,8 +71,11 @@ def build_handlers(
 ) -> tuple[str, bool, list[logging.Handler], dict[str, Any]]:
     """Resolve the TRACE_* settings with ``extras`` over them and build the handlers:
     (trace_type, fail_silently, handlers, extras with the settings' stamps added). A handler
-    that cannot be built raises when fail_silently is False and is left out, with a warning,
-    when it is True. The settings are cached (see ``TraceSettings.load``)."""
+    that cannot be built raises when fail_silently is False and is left out, with one ERROR
+    report, when it is True. When every handler is left out, one ERROR report names each and
+    its cause, and each is replaced by an ``UnavailableHandler``: ``health()`` lists it as
+    unavailable and counts the trace's records as dropped. The settings are cached (see
+    ``TraceSettings.load``)."""
     from workflow_traces.settings.effective import resolve
     from workflow_traces.settings.model import TraceSettings
 
@@ -61,6 +83,7 @@ def build_handlers(
     settings = TraceSettings.load(profile=profile if isinstance(profile, str) else None)
     eff = resolve(settings, extras)
     handlers: list[logging.Handler] = []
+    left_out: list[tuple[int, Any, BaseException, str]] = []
     for index, cfg in enumerate(eff.handlers):
         try:
             handlers.append(
@@ -73,13 +96,40 @@ def build_handlers(
                 if isinstance(exc, ConfigError):
                     raise ConfigError(_name_build_error(exc, index, eff)) from None
                 raise
-            report(
-                f"build:{cfg.type}",
-                f"workflow-traces: left out handler {index} ({cfg.type}): "
-                f"{_name_build_error(exc, index, eff)}",
-                logging.ERROR,
-            )
+            left_out.append((index, cfg, exc, _name_build_error(exc, index, eff)))
+    if left_out and not handlers:
+        return eff.trace_type, eff.fail_silently, _unavailable(run_id, left_out), eff.extras
+    for index, cfg, _, why in left_out:
+        report(
+            f"build:{cfg.type}",
+            f"workflow-traces: left out handler {index} ({cfg.type}): {why}",
+            logging.ERROR,
+        )
     return eff.trace_type, eff.fail_silently, handlers, eff.extras
+
+
+def _unavailable(
+    run_id: str, left_out: list[tuple[int, Any, BaseException, str]]
+) -> list[logging.Handler]:
+    """Every configured sink was left out: one report naming each, and their stand-ins."""
+    from workflow_traces.settings.unavailable import UnavailableHandler
+
+    causes = "; ".join(f"handler {i} ({cfg.type}): {why}" for i, cfg, _, why in left_out)
+    report(
+        f"no-sinks:{run_id}",
+        f"workflow-traces: no sink of run {run_id!r} could be built, its records are dropped: "
+        f"{causes}",
+        logging.ERROR,
+    )
+    return [
+        UnavailableHandler(f"{cfg.type}:{_label(cfg)}", exc, run_id) for _, cfg, exc, _ in left_out
+    ]
+
+
+def _label(cfg: Any) -> str:
+    """What to call a left-out sink: its config's ``describe()`` without the type."""
+    text = str(cfg.describe())
+    return text.removeprefix(f"{cfg.type} ") or cfg.type
 
 
 def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:

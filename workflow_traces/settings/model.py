@@ -23,7 +23,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.file import DEFAULT_FILE_PATH
 from workflow_traces.exporters.sqlite.handler import DEFAULT_SQLITE_PATH
-from workflow_traces.settings.config import HandlerConfig, format_validation_error
+from workflow_traces.settings.config import (
+    DEFAULT_PATH_SETTINGS,
+    HandlerConfig,
+    format_validation_error,
+)
 from workflow_traces.settings.sources import (
     ARGUMENTS,
     Origin,
@@ -146,8 +150,8 @@ class TraceSettings(BaseSettings):
         if not isinstance(data, dict) or not isinstance(data.get("handlers"), list):
             return data
         defaults: dict[Any, Any] = {
-            "file": data.get("path", cls.model_fields["path"].default),
-            "sqlite": data.get("sqlite_path", cls.model_fields["sqlite_path"].default),
+            kind: data.get(key, cls.model_fields[key].default)
+            for kind, key in DEFAULT_PATH_SETTINGS.items()
         }
         handlers = []
         for item in data["handlers"]:

@@ -8,7 +8,8 @@ What is tried comes from the sink's config model (see ``SinkConfig``'s hooks), w
   reachable, since credentials are not checked;
 - any other sink (file, SQLite, memory, third-party): build the real handler, write one probe
   record into the run ``workflow-traces-config-check`` and check it was written; when the sink
-  has a ``store_location()``, read it back through ``open_store``.
+  has a ``store_location()``, read it back through ``open_store``, then remove the probe run
+  (``remove_run``), so that it does not show among the user's runs.
 
 Nothing printed here holds a secret: URLs lose their user info and query, and the sink's own
 secret values are blanked out of error texts.
@@ -108,8 +109,13 @@ def _probe_write(cfg: Any, timeout: float) -> Probe:
             records = store.get_run(PROBE_RUN_ID).records
     except (TraceError, OSError) as exc:
         return Probe(False, f"wrote a probe record but cannot read it back: {exc}")
-    if any(rec.message == message for rec in records):
-        return Probe(True, f"wrote a probe record to run {PROBE_RUN_ID!r} and read it back")
+    found = any(rec.message == message for rec in records)
+    try:
+        cfg.remove_run(PROBE_RUN_ID)  # the probe run must not show among the user's runs
+    except Exception as exc:  # a sink's own hook: its failure is a FAIL line, not a traceback
+        return Probe(False, f"wrote and read a probe record but cannot remove it: {exc}")
+    if found:
+        return Probe(True, "wrote a probe record, read it back and removed it")
     return Probe(False, f"wrote a probe record to run {PROBE_RUN_ID!r} but did not find it")
 
 

@@ -24,6 +24,8 @@ _REST = "pip install 'workflow-traces[rest]'"
 
 
 class FileConfig(SinkConfig):
+    default_path_setting = "path"
+
     type: Literal["file"] = "file"
     path: str = Field(
         default=DEFAULT_FILE_PATH,
@@ -39,8 +41,18 @@ class FileConfig(SinkConfig):
     def store_location(self) -> str:
         return self.path
 
+    def remove_run(self, run_id: str) -> None:
+        import shutil
+        from pathlib import Path
+
+        from workflow_traces.exporters.file import run_dir
+
+        shutil.rmtree(run_dir(Path(self.path), run_id), ignore_errors=True)
+
 
 class SQLiteConfig(SinkConfig):
+    default_path_setting = "sqlite_path"
+
     type: Literal["sqlite"] = "sqlite"
     path: str = Field(
         default=DEFAULT_SQLITE_PATH,
@@ -55,6 +67,15 @@ class SQLiteConfig(SinkConfig):
 
     def store_location(self) -> str:
         return self.path
+
+    def remove_run(self, run_id: str) -> None:
+        import sqlite3
+        from contextlib import closing
+
+        from workflow_traces.exporters.sqlite.handler import BUSY_TIMEOUT_S
+
+        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)) as conn, conn:
+            conn.execute("DELETE FROM traces WHERE run_id = ?", (run_id,))
 
 
 class MemoryConfig(SinkConfig):
