@@ -137,6 +137,8 @@ def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:
     ``handlers[0].path`` or, for a single trace, ``path`` / ``TRACE_PATH``."""
     text = str(exc)
     head, sep, rest = text.partition(": ")
+    if sep and _names_an_argument(head, eff.handlers[index]):
+        return text  # ``run_id: ...``: about get_trace's argument, not a handler key
     if not (sep and head.isidentifier()):
         return text if eff.trace_type != "multi" else f"handlers[{index}]: {text}"
     loc = ("handlers", index, head)
@@ -145,6 +147,12 @@ def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:
         where = f" (set in {origin.file})" if origin.file else ""
         return f"{origin.name(loc)}: {rest}{where}"
     return text if eff.trace_type != "multi" else f"handlers[{index}].{text}"
+
+
+def _names_an_argument(head: str, cfg: Any) -> bool:
+    """Whether an error's ``head:`` names get_trace's own argument (run_id, parent_run_id)
+    rather than a key of the handler's config."""
+    return head in ("run_id", "parent_run_id") and head not in type(cfg).model_fields
 
 
 def build_child(
@@ -169,6 +177,9 @@ def build_child(
     except (TraceError, OSError) as exc:
         if not fail_silently:
             if isinstance(exc, ConfigError):
+                head = str(exc).partition(": ")[0]
+                if _names_an_argument(head, cfg):
+                    raise ConfigError(str(exc)) from None
                 raise ConfigError(f"handlers[{index}].{exc}") from None
             raise
         report(
