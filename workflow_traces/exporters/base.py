@@ -3,9 +3,10 @@
 
 An exporter owns no thread and no queue. The pipeline gives each sink:
 
-- **one worker thread** (its ``Channel``): every method of the exporter is called on that one
-  thread, one call at a time, so an exporter needs no lock of its own. The caller's thread never
-  reaches the exporter: it only appends a record to the sink's bounded buffer.
+- **one worker thread** (its ``Channel``): ``export``, ``flush`` and ``shutdown`` are called on
+  that one thread, one call at a time, so an exporter needs no lock of its own (``after_fork``
+  runs in a forked child, before the child's worker starts). The caller's thread never reaches
+  the exporter: it only appends a record to the sink's bounded buffer.
 - **batches**: the worker hands ``export`` up to ``buffer_size`` records at a time (and at least
   every ``flush_interval`` seconds), in the order they were logged.
 - **delivery**: what ``export`` raises decides what happens to the batch (see ``export``).
@@ -57,9 +58,9 @@ class Exporter(ABC):
       until the destination answers, others count it as failed.
     - :class:`~workflow_traces.errors.PermanentError`: sending again cannot help. The records
       count as failed and the error is reported; the batch is not retried.
-    - :class:`~workflow_traces.errors.PayloadTooLargeError`: the request was too large. The batch
-      is split in halves and each half exported on its own; a single record still too large
-      counts as failed.
+    - :class:`~workflow_traces.errors.PayloadTooLargeError`: the request was too large. A network
+      sink splits the batch in halves and exports each half on its own; a single record still
+      too large counts as failed. A local sink treats it as a PermanentError.
 
     An exporter that wrote part of a batch returns an :class:`ExportResult` instead of raising.
     """
