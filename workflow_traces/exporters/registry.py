@@ -14,6 +14,18 @@ group ``workflow_traces.sinks`` (the way pytest plugins and OpenTelemetry export
 Entry points are read, and their modules imported, the first time configuration is validated,
 never by ``import workflow_traces``. Modules named by text (``"package.module:Name"``) are
 imported only when that sink type is used.
+
+Adding a built-in sink type:
+
+1. its exporter (and, if it needs one, its handler class with a ``from_config(cfg, ctx)``
+   classmethod) in a module or subpackage of ``workflow_traces.exporters``;
+2. its config model in ``workflow_traces.settings.sinks``: a subclass of ``SinkConfig`` or
+   ``NetworkSinkConfig`` with ``type: Literal["<name>"] = "<name>"``, each key a
+   ``Field(description=...)``, and the hooks that apply (``describe``, ``endpoints``,
+   ``verify_tls``, ``requirements``, ``store_location``, ``remove_run``);
+3. one ``Sink`` entry in :data:`BUILTIN` below;
+4. in the README, an empty ``<!-- keys:<name> -->`` / ``<!-- /keys -->`` block, filled by
+   ``python -m workflow_traces.settings.keytables README.md``.
 """
 
 from __future__ import annotations
