@@ -8,10 +8,10 @@ CORE_STAMP := $(VENV)/.core-installed
 
 .PHONY: install demo test lint typecheck bench dist clean
 
-$(STAMP): pyproject.toml tests/support/pyproject.toml
+$(STAMP): pyproject.toml tests/support/pyproject.toml examples/custom_sink/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
-	$(BIN)/python -m pip install -qq -e '.[all,dev]' -e tests/support
+	$(BIN)/python -m pip install -qq -e '.[all,dev]' -e tests/support -e examples/custom_sink
 	touch $(STAMP)
 
 $(CORE_STAMP): pyproject.toml

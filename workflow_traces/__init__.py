@@ -14,12 +14,17 @@ from workflow_traces.core.record import Record
 from workflow_traces.core.trace import MultiTrace, Trace, get_trace
 from workflow_traces.errors import (
     ConfigError,
+    ExportError,
+    PayloadTooLargeError,
+    PermanentError,
+    RetryableError,
     RunNotFoundError,
     SinkError,
     TraceClosedError,
     TraceError,
     UnsafeRunIdError,
 )
+from workflow_traces.exporters.base import Exporter, ExportResult
 from workflow_traces.exporters.file import WorkflowFileHandler
 from workflow_traces.exporters.sqlite.handler import SQLiteHandler
 from workflow_traces.pipeline.channel import SinkHealth
@@ -61,12 +66,18 @@ __all__ = [
     "BufferedHandler",
     "ConfigError",
     "ElasticsearchHandler",
+    "ExportError",
+    "ExportResult",
+    "Exporter",
     "MultiHandler",
     "MultiTrace",
     "Node",
     "OpenSearchHandler",
+    "PayloadTooLargeError",
+    "PermanentError",
     "Record",
     "RestAPIHandler",
+    "RetryableError",
     "Run",
     "RunNotFoundError",
     "RunSummary",

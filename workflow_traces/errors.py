@@ -1,4 +1,5 @@
-"""The exceptions workflow-traces raises.
+"""The exceptions workflow-traces raises, and the ones an exporter raises to say how a batch
+failed.
 
 Hierarchy::
 
@@ -7,15 +8,27 @@ Hierarchy::
     │   └── UnsafeRunIdError        a run_id that could leave its log folder
     ├── SinkError                   one or more sinks failed to write (fail_silently=False)
     ├── TraceClosedError (RuntimeError)  a record was logged after close()
-    └── RunNotFoundError (KeyError) the store holds no record of that run
+    ├── RunNotFoundError (KeyError) the store holds no record of that run
+    └── ExportError                 an exporter could not write a batch (seen in
+        │                           SinkError.failures and health().last_error)
+        ├── RetryableError          it may work later: retried with backoff, then held
+        └── PermanentError          sending again cannot help: the records count as failed
+            └── PayloadTooLargeError  the request was too large: the batch is split
 
 A log call never raises into user code, except where ``fail_silently=False`` asks for it.
+
+Exporters (see ``workflow_traces.exporters.Exporter``) raise the ``ExportError`` kinds from
+``export``; anything else they raise counts as retryable.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ExportError",
+    "PayloadTooLargeError",
+    "PermanentError",
+    "RetryableError",
     "RunNotFoundError",
     "SinkError",
     "TraceClosedError",
@@ -55,3 +68,29 @@ class RunNotFoundError(TraceError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "run not found"
+
+
+class ExportError(TraceError):
+    """An exporter could not write a batch. Raise one of the subclasses to say whether sending
+    again can help; the message must hold no secret (no URL query, no header)."""
+
+
+class RetryableError(ExportError):
+    """A failure that may go away (a connection error, a timeout, 408, 429, 5xx): the batch is
+    sent again with backoff; after the retries, the circuit breaker holds it (and the spool, if
+    configured, keeps it on disk) until the destination answers. ``retry_after`` is the
+    destination's ``Retry-After`` in seconds, when it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ExportError):
+    """A failure that sending again cannot fix (400, 401, 403, a record the destination
+    refuses): reported, not retried; the batch's records count as failed."""
+
+
+class PayloadTooLargeError(PermanentError):
+    """The request was too large (413): the batch is split in halves and each half sent on its
+    own; a single record that is still too large counts as failed."""

@@ -148,7 +148,7 @@ def test_sqlite_writes_a_backlog_as_one_transaction_of_many_statements(tmp_path:
     batch = [_values(i) for i in range(137)]  # 80 + 32 + 16 + 8 + 1
     exporter.export(batch)
     exporter.export(batch)  # written twice: INSERT OR IGNORE keeps one copy
-    exporter.close()
+    exporter.shutdown()
     conn = sqlite3.connect(db)
     try:
         got = [r[0] for r in conn.execute("SELECT message FROM traces ORDER BY seq")]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from settings_helpers import SECRET, SECRET2, write_env
 
-from workflow_traces import open_store
+from workflow_traces import get_trace, open_store
 from workflow_traces.cli.main import main
 from workflow_traces.settings.probe import PROBE_RUN_ID
 
@@ -125,26 +125,29 @@ def test_show_invalid_configuration(
     assert SECRET not in err
 
 
-def test_check_writes_and_reads_back_a_probe_record(
+def test_check_writes_reads_back_and_removes_a_probe_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("TRACE_HANDLERS__0__TYPE", "file")
     monkeypatch.setenv("TRACE_HANDLERS__0__PATH", "./files")
     monkeypatch.setenv("TRACE_HANDLERS__1__TYPE", "sqlite")
     monkeypatch.setenv("TRACE_HANDLERS__1__PATH", "./t.db")
+    users = get_trace("the-users-run")  # a run of the user's, there before the check
+    users.info("mine")
+    users.close()
     code, out, err = cli(capsys, "check")
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        f"ok   handlers[0] file ./files: wrote a probe record to run '{PROBE_RUN_ID}' and read "
-        "it back",
-        f"ok   handlers[1] sqlite ./t.db: wrote a probe record to run '{PROBE_RUN_ID}' and read "
-        "it back",
+        "ok   handlers[0] file ./files: wrote a probe record, read it back and removed it",
+        "ok   handlers[1] sqlite ./t.db: wrote a probe record, read it back and removed it",
         "2 of 2 sink(s) ok",
     ]
+    # No probe run among the user's runs; the user's own run is untouched.
     for location in (tmp_path / "files", tmp_path / "t.db"):
         with open_store(location) as store:
-            [rec] = store.get_run(PROBE_RUN_ID).records
-        assert rec.message.startswith("workflow-traces config check probe ")
+            assert [r.run_id for r in store.list_runs()] == ["the-users-run"]
+            assert [r.message for r in store.get_run("the-users-run").records] == ["mine"]
+    assert not list((tmp_path / "files").glob(f"*{PROBE_RUN_ID}*"))
 
 
 def test_check_reports_an_unwritable_sink(

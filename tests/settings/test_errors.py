@@ -11,8 +11,10 @@ import pytest
 from settings_helpers import assert_clean, config_error, write_env
 
 from workflow_traces import ConfigError, TraceSettings, get_trace
+from workflow_traces.exporters import registry
 
-VALID_TYPES = "valid types: file, sqlite, restapi, elasticsearch, opensearch"
+# The built-in types first, in this order (pinned in test_registry), then installed plugins'.
+VALID_TYPES = f"valid types: {', '.join(registry.types())}"
 FILE_KEYS = (
     "valid keys: block_timeout, buffer_size, flush_interval, level, overflow, path, queue_size"
 )
@@ -223,3 +225,24 @@ def test_same_typo_fails_the_same_way_from_code_and_environment(
     from_env = get_trace_error()
     assert from_code == "handlers[0].flush_interval: must be > 0, got 0"
     assert from_env == "TRACE_HANDLERS__0__FLUSH_INTERVAL: must be > 0, got 0"
+
+
+@pytest.mark.parametrize(
+    ("run_id", "expected"),
+    [
+        ("", "run_id: expected a non-empty string, got ''"),
+        ("x" * 4000, "run_id: expected at most 193 characters once encoded, got 4000"),
+    ],
+)
+def test_a_bad_run_id_is_named_as_run_id_not_as_a_handler_key(
+    tmp_path: Path, run_id: str, expected: str
+) -> None:
+    from workflow_traces import MultiHandler
+
+    handlers = [{"type": "file", "path": str(tmp_path / "logs")}]
+    with pytest.raises(ConfigError) as info:
+        get_trace(run_id, extras={"fail_silently": False, "handlers": handlers})
+    assert str(info.value) == expected
+    with pytest.raises(ConfigError) as info:
+        MultiHandler(run_id, handlers=handlers, fail_silently=False)
+    assert str(info.value) == expected

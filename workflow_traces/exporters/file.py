@@ -47,8 +47,9 @@ from workflow_traces.core.record import (
     RecordValues,
 )
 from workflow_traces.errors import ConfigError, UnsafeRunIdError
+from workflow_traces.exporters.base import Exporter
 from workflow_traces.exporters.encode import clean_text, dumps
-from workflow_traces.pipeline.channel import Overflow
+from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive
 
 __all__ = [
@@ -315,7 +316,7 @@ def _json_lines(recs: Sequence[RecordValues]) -> bytes:
     return bytes(buf)
 
 
-class FileExporter:
+class FileExporter(Exporter):
     """Writes batches into the per-run folders under ``base``."""
 
     #: Batches hold plain tuples of a record's values (see Channel._take).
@@ -367,7 +368,7 @@ class FileExporter:
                 out = _text(recs)
             _write_all(files.out, out.encode("utf-8", "backslashreplace"))
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         while self._open:
             self._open.popitem()[1].close()
 
@@ -402,7 +403,7 @@ class WorkflowFileHandler(BufferedHandler):
         *,
         buffer_size: int = 8192,
         flush_interval: float = 1.0,
-        queue_size: int = 200_000,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -429,6 +430,16 @@ class WorkflowFileHandler(BufferedHandler):
         )
         self.buffer_size = buffer_size
         self.flush_interval = flush_interval
+
+    @classmethod
+    def from_config(cls, cfg: Any, ctx: Any) -> WorkflowFileHandler:
+        """The handler for a validated ``FileConfig`` and a ``SinkContext`` (the sink
+        registry's builder)."""
+        keys = cfg.keywords()
+        path = keys.pop("path")
+        return cls(
+            ctx.run_id, ctx.parent_run_id, path, ctx.extras, fail_silently=ctx.fail_silently, **keys
+        )
 
     @property
     def run_dir(self) -> Path:

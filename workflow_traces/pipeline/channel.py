@@ -30,9 +30,10 @@ from itertools import accumulate
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
+import workflow_traces.exporters.base as _exporter
 from workflow_traces.core.record import RecordValues, as_record
 from workflow_traces.diagnostics import report
-from workflow_traces.errors import TraceClosedError
+from workflow_traces.errors import PermanentError, TraceClosedError
 from workflow_traces.exporters.base import Exporter, ExportResult
 
 if TYPE_CHECKING:
@@ -77,6 +78,13 @@ class SinkHealth:
     spooled: int = 0
     #: True while the sink's service is unavailable and its circuit breaker is open.
     circuit_open: bool = False
+    #: "running", "circuit_open", "closed", or "unavailable": a configured sink that could
+    #: not be built (``last_error`` says why), whose records are counted as dropped.
+    state: str = "running"
+
+
+#: Records a sink's buffer holds at most, by default (a sink's ``queue_size``).
+DEFAULT_QUEUE_SIZE = 200_000
 
 
 class RetryPolicy:
@@ -96,8 +104,9 @@ class RetryPolicy:
         self.max_delay = max_delay
 
     def delay(self, exc: BaseException, attempt: int) -> float | None:
-        """Seconds to wait before retry number ``attempt + 1``, or None to give up."""
-        if attempt >= self.max_retries:
+        """Seconds to wait before retry number ``attempt + 1``, or None to give up (at once for
+        a PermanentError: sending again cannot help)."""
+        if attempt >= self.max_retries or isinstance(exc, PermanentError):
             return None
         return float(min(self.max_delay, self.base_delay * (2**attempt)))
 
@@ -188,7 +197,7 @@ class Channel:
         batch_records: int = 1000,
         batch_bytes: int = _NO_LIMIT,
         flush_interval: float = 1.0,
-        capacity: int = 200_000,
+        capacity: int = DEFAULT_QUEUE_SIZE,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         wake_bytes: int = 64 << 20,
@@ -249,7 +258,7 @@ class Channel:
     def _after_fork_in_child(self) -> None:
         if self._closed:
             return
-        self.exporter.after_fork()
+        _exporter.after_fork(self.exporter)
         if self._delivery is not None:
             self._delivery.after_fork()
         self._waiting = set()
@@ -399,6 +408,7 @@ class Channel:
         last = self._last_error
         delivery = self._delivery
         spool = None if delivery is None else delivery.spool
+        circuit_open = False if delivery is None else delivery.breaker.open
         return SinkHealth(
             name=self.name,
             written=self._written,
@@ -407,7 +417,8 @@ class Channel:
             queued=self.queued_records() + (0 if delivery is None else delivery.held),
             last_error=None if last is None else f"{type(last).__name__}: {last}",
             spooled=0 if spool is None else spool.records,
-            circuit_open=False if delivery is None else delivery.breaker.open,
+            circuit_open=circuit_open,
+            state="closed" if self._closed else "circuit_open" if circuit_open else "running",
         )
 
     # -- the worker ----------------------------------------------------------------------------
@@ -430,6 +441,10 @@ class Channel:
                     # Callers queue plain tuples of a record's values (see Trace._record).
                     self._export(batch if self._takes_values else list(map(as_record, batch)))
                 if marker is not None:
+                    try:
+                        _exporter.flush(self.exporter)
+                    except Exception as exc:
+                        self._note(exc)
                     with self._lock:
                         self._markers -= 1
                     if marker.stop:
@@ -445,7 +460,7 @@ class Channel:
         try:
             if delivery is not None:
                 delivery.close()
-            self.exporter.close()
+            _exporter.shutdown(self.exporter)
         except Exception as exc:
             self._fail(exc, 0)
 

@@ -12,7 +12,14 @@ from workflow_traces.core.stdlib import log_record_values, name_defaults, user_e
 from workflow_traces.diagnostics import is_ignored, report
 from workflow_traces.errors import ConfigError, SinkError, TraceClosedError
 from workflow_traces.exporters.base import Exporter, ExportResult
-from workflow_traces.pipeline.channel import Channel, Overflow, RetryPolicy, SinkHealth, exiting
+from workflow_traces.pipeline.channel import (
+    DEFAULT_QUEUE_SIZE,
+    Channel,
+    Overflow,
+    RetryPolicy,
+    SinkHealth,
+    exiting,
+)
 
 __all__ = ["BufferedHandler", "ForeignHandlerExporter", "check_positive"]
 
@@ -42,7 +49,7 @@ class BufferedHandler(logging.Handler):
         batch_records: int = 1000,
         batch_bytes: int = 1 << 62,
         flush_interval: float = 1.0,
-        queue_size: int = 200_000,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -130,7 +137,7 @@ class BufferedHandler(logging.Handler):
         return f"<{type(self).__name__} {self.name} ({logging.getLevelName(self.level)})>"
 
 
-class ForeignHandlerExporter:
+class ForeignHandlerExporter(Exporter):
     """Lets any stdlib handler sit in a MultiHandler: its I/O then runs on a worker thread."""
 
     def __init__(self, handler: logging.Handler) -> None:
@@ -161,8 +168,5 @@ class ForeignHandlerExporter:
         self.handler.flush()
         return None
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         self.handler.close()
-
-    def after_fork(self) -> None:
-        return None

@@ -4,7 +4,8 @@ succeed later, with exponential backoff and full jitter, honouring ``Retry-After
 Exporters classify their failures by raising :class:`RetryableError` (connection errors,
 timeouts, 408, 429, 5xx) or :class:`PermanentError` (other 4xx: reported, never retried);
 :class:`PayloadTooLargeError` (413) makes the channel split the batch in halves. Anything else
-they raise counts as retryable.
+they raise counts as retryable. The three live in ``workflow_traces.errors`` (the TraceError
+tree) and are re-exported here for the pipeline's own imports.
 
 A :class:`NetworkRetryPolicy` also tells the channel to hold records through an outage: once a
 batch has used up its retries, a circuit breaker opens and the batch waits (in memory, or on disk
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import random
 
+from workflow_traces.errors import PayloadTooLargeError, PermanentError, RetryableError
 from workflow_traces.pipeline.channel import RetryPolicy
 
 __all__ = [
@@ -32,24 +34,6 @@ DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
 #: HTTP statuses worth retrying.
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class RetryableError(Exception):
-    """A failure that may go away: the batch is sent again later. ``retry_after`` is the
-    server's ``Retry-After`` in seconds, when it gave one."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentError(Exception):
-    """A failure that sending again cannot fix (400, 401, 403, ...): reported, not retried."""
-
-
-class PayloadTooLargeError(PermanentError):
-    """413: the request was too large. The batch is split in halves and each half sent on its
-    own; a single record that is still too large is reported and dropped."""
 
 
 def parse_retry_after(value: str | None) -> float | None:

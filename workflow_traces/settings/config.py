@@ -1,35 +1,42 @@
-"""Validated configuration: one model per handler type, in a union discriminated on ``type``.
+"""Validated configuration: one model per sink type (from the sink registry,
+``workflow_traces.exporters.registry``), in a union discriminated on ``type``.
 
 The same models check ``extras`` passed in code and the TRACE_* settings, so a typo fails the
 same way from either. Errors come out as one ConfigError line per problem, naming the key, the
 value given and what was expected; never pydantic's own dump.
+
+The built-in models live in ``settings.sinks`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from workflow_traces.errors import ConfigError
+from workflow_traces.exporters import registry
+from workflow_traces.exporters.config import SinkConfig
+from workflow_traces.exporters.registry import config_model
+from workflow_traces.settings.sinks import (
+    ElasticsearchConfig,
+    FileConfig,
+    MemoryConfig,
+    OpenSearchConfig,
+    RestAPIConfig,
+    SQLiteConfig,
+)
 
 __all__ = [
+    "DEFAULT_PATH_SETTINGS",
     "HANDLER_TYPES",
     "ElasticsearchConfig",
     "EnvStyle",
     "FileConfig",
     "HandlerConfig",
     "KeyStyle",
+    "MemoryConfig",
     "OpenSearchConfig",
     "RestAPIConfig",
     "SQLiteConfig",
@@ -43,190 +50,33 @@ __all__ = [
     "validate_trace_config",
 ]
 
-Overflow = Literal["block", "drop"]
+
+def _handler_union() -> Any:
+    """The union of every registered sink type's config model, discriminated on ``type``."""
+    models = tuple(config_model(sink) for sink in registry.sinks().values())
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007
 
 
-class _Handler(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+#: The registered sink types' config models: ``{"type": ..., ...}`` validates into one of them.
+#: (mypy sees their base: the members are known only once the registry is read.)
+if TYPE_CHECKING:
+    HandlerConfig = SinkConfig
+else:
+    HandlerConfig = _handler_union()
 
-    buffer_size: int = Field(gt=0)
-    flush_interval: float = Field(gt=0)
-    #: Most records held in memory before the overflow policy applies.
-    queue_size: int = Field(default=200_000, gt=0)
-    #: When the buffer is full: "block" the caller up to block_timeout, or "drop" (counted).
-    overflow: Overflow = "block"
-    block_timeout: float = Field(default=1.0, ge=0)
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "DEBUG"
+#: The sink type names, in listing order.
+HANDLER_TYPES = registry.types()
+_HANDLER_MODELS: dict[str, type[SinkConfig]] = {
+    kind: config_model(sink) for kind, sink in registry.sinks().items()
+}
 
-
-class FileConfig(_Handler):
-    type: Literal["file"] = "file"
-    path: str = "./logs"
-    buffer_size: int = Field(default=8192, gt=0)
-    flush_interval: float = Field(default=1.0, gt=0)
-
-
-class SQLiteConfig(_Handler):
-    type: Literal["sqlite"] = "sqlite"
-    path: str = "./logs/workflow_traces.db"
-    buffer_size: int = Field(default=100, gt=0)
-    flush_interval: float = Field(default=2.0, gt=0)
-
-
-class RestAPIConfig(_Handler):
-    """A REST sink (``exporters.rest.handler``). Keys that only one service uses say so."""
-
-    type: Literal["restapi"] = "restapi"
-    #: Which service's payload and auth: datadog, grafana (Loki), cloudwatch, generic.
-    service_type: Literal["datadog", "grafana", "cloudwatch", "generic"] = "generic"
-    #: Where to POST. Required except for cloudwatch (https://logs.<region>.amazonaws.com).
-    #: A bare host gets the service's path: /api/v2/logs, /loki/api/v1/push, /v1/logs (otlp).
-    api_url: str | None = Field(default=None, validate_default=True, repr=False)
-    #: datadog: DD-API-KEY; grafana: bearer token (or the basic-auth password with username);
-    #: generic: bearer token. Not used by cloudwatch.
-    api_key: SecretStr | None = None
-    buffer_size: int = Field(default=50, gt=0)
-    flush_interval: float = Field(default=2.0, gt=0)
-    timeout: float = Field(default=10.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
-    #: A network sink drops (counted and reported) rather than block the caller when full.
-    overflow: Overflow = "drop"
-    #: generic only: "json" (one JSON array), "ndjson", or "otlp" (OTLP/HTTP JSON logs).
-    format: Literal["json", "ndjson", "otlp"] = "json"
-    #: Gzip request bodies. Unset: on for datadog, grafana and otlp, off for generic json and
-    #: ndjson; cloudwatch does not take gzip.
-    gzip: bool | None = None
-    #: Extra HTTP headers sent with every request (values are treated as secrets).
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
-    #: Static labels: Loki stream labels, Datadog tags, OTLP resource attributes.
-    labels: dict[str, str] = Field(default_factory=dict)
-    #: The service name: Datadog ``service``, Loki label ``service``, OTLP ``service.name``.
-    service: str = "workflow-traces"
-    #: Verify HTTPS certificates. Turning this off must be explicit, and is reported.
-    verify: bool = True
-    #: A CA bundle (PEM file) to verify the service's certificate with.
-    ca_certs: str | None = None
-    #: grafana (or generic): HTTP basic auth.
-    username: str | None = None
-    password: SecretStr | None = None
-    #: grafana: the tenant, sent as X-Scope-OrgID.
-    org_id: str | None = None
-    #: cloudwatch: the AWS region (default: from api_url, then AWS_REGION/AWS_DEFAULT_REGION).
-    region: str | None = None
-    log_group: str = "workflow-traces"
-    #: cloudwatch: the stream name; may use {run_id}, {host} and {process}.
-    log_stream: str = "{run_id}"
-    #: cloudwatch: static credentials (default: botocore's chain: env, profile, role).
-    aws_access_key_id: SecretStr | None = None
-    aws_secret_access_key: SecretStr | None = None
-    aws_session_token: SecretStr | None = None
-    #: Keep records that cannot be sent now on disk here, and send them (oldest first) when
-    #: the service is back, also after a restart. Unset: they wait in memory only.
-    spool_dir: str | None = None
-    spool_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
-    #: Backoff between retries (doubling, jittered) and its cap, also the cap between probes
-    #: of a service whose circuit breaker is open.
-    retry_base_delay: float = Field(default=0.5, gt=0)
-    retry_max_delay: float = Field(default=30.0, gt=0)
-
-    @field_validator("api_url")
-    @classmethod
-    def _check_url(cls, value: str | None, info: ValidationInfo) -> str | None:
-        service = info.data.get("service_type", "generic")
-        if value is None:
-            if service == "cloudwatch":
-                return None
-            raise PydanticCustomError("rest_url", f"is required for service_type {service!r}")
-        scheme, sep, rest = value.partition("://")
-        if scheme.lower() not in ("http", "https") or not sep or not rest.strip("/"):
-            raise PydanticCustomError("rest_url", "expected an http:// or https:// URL")
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _check_labels(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
-        # Each format's own rules for label names (Loki, OTLP, Datadog): see exporters.rest.labels.
-        from workflow_traces.exporters.rest.labels import label_name_problem
-
-        service = info.data.get("service_type", "generic")
-        fmt = info.data.get("format", "json")
-        for key in value:
-            problem = label_name_problem(service, fmt, key)
-            if problem is not None:
-                raise PydanticCustomError("rest_label", problem)
-        return value
-
-    @field_validator("log_stream")
-    @classmethod
-    def _check_stream(cls, value: str) -> str:
-        import string
-
-        try:
-            names = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-        except ValueError:
-            names = {"?"}
-        if not value or names - {"run_id", "host", "process"}:
-            raise PydanticCustomError("rest_stream", "may only use {run_id}, {host} and {process}")
-        return value
-
-    @field_validator("gzip")
-    @classmethod
-    def _check_gzip(cls, value: bool | None, info: ValidationInfo) -> bool | None:
-        if value and info.data.get("service_type") == "cloudwatch":
-            raise PydanticCustomError("rest_gzip", "cloudwatch does not accept gzip bodies")
-        return value
-
-
-class ElasticsearchConfig(_Handler):
-    type: Literal["elasticsearch"] = "elasticsearch"
-    #: One URL, comma-separated URLs, or a list of URLs.
-    es_hosts: str | list[str] = "http://localhost:9200"
-    #: A plain index (created with our mapping on first use), or the data stream's name.
-    index_name: str = "workflow-traces"
-    username: str | None = None
-    password: SecretStr | None = None
-    buffer_size: int = Field(default=100, gt=0)
-    flush_interval: float = Field(default=2.0, gt=0)
-    timeout: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
-    #: An API key instead of username/password: the encoded key, or "id:key".
-    api_key: SecretStr | None = None
-    #: The CA certificate file (PEM) that signed the cluster's HTTPS certificate.
-    ca_certs: str | None = None
-    #: Verify HTTPS certificates; turn off only on purpose.
-    verify_certs: bool = True
-    #: Write to a data stream named index_name (op_type create) instead of a plain index.
-    data_stream: bool = False
-    #: Gzip request bodies (costs the sink's worker about 18 us a record).
-    http_compress: bool = False
-    #: ECS service.name; defaults to each record's workflow_name.
-    service_name: str | None = None
-    #: Create the index (or the data stream's index template) if it does not exist.
-    manage_index: bool = True
-    #: A network sink drops (counted and reported) rather than block the caller when full.
-    overflow: Overflow = "drop"
-    #: Keep records that cannot be sent now on disk here, and send them (oldest first) when
-    #: the cluster is back, also after a restart. Unset: they wait in memory only.
-    spool_dir: str | None = None
-    spool_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
-    #: Backoff between retries (doubling, jittered) and its cap, also the cap between probes
-    #: of a cluster whose circuit breaker is open.
-    retry_base_delay: float = Field(default=0.5, gt=0)
-    retry_max_delay: float = Field(default=30.0, gt=0)
-
-
-class OpenSearchConfig(ElasticsearchConfig):
-    """The OpenSearch sink: the Elasticsearch sink's keys (``es_hosts`` names the OpenSearch
-    hosts), through the opensearch-py client; OpenSearch has no API keys."""
-
-    type: Literal["opensearch"] = "opensearch"  # type: ignore[assignment]
-
-
-HandlerConfig = Annotated[
-    FileConfig | SQLiteConfig | RestAPIConfig | ElasticsearchConfig | OpenSearchConfig,
-    Field(discriminator="type"),
-]
-HANDLER_TYPES = ("file", "sqlite", "restapi", "elasticsearch", "opensearch")
+#: Sink type -> the TraceSettings field its handlers take ``path`` from when they give none
+#: (``{"file": "path", "sqlite": "sqlite_path"}``: TRACE_PATH, TRACE_SQLITE_PATH).
+DEFAULT_PATH_SETTINGS: dict[str, str] = {
+    kind: model.default_path_setting
+    for kind, model in _HANDLER_MODELS.items()
+    if model.default_path_setting is not None
+}
 
 
 class TraceConfig(BaseModel):
@@ -241,15 +91,6 @@ class TraceConfig(BaseModel):
     job_name: str | None = None
     stage_name: str | None = None
     environment: str | None = None
-
-
-_HANDLER_MODELS: dict[str, type[_Handler]] = {
-    "file": FileConfig,
-    "sqlite": SQLiteConfig,
-    "restapi": RestAPIConfig,
-    "elasticsearch": ElasticsearchConfig,
-    "opensearch": OpenSearchConfig,
-}
 
 
 Loc = tuple[int | str, ...]
@@ -288,7 +129,7 @@ def complex_fields(model: type[BaseModel]) -> frozenset[str]:
     )
 
 
-def handler_model(kind: object) -> type[_Handler] | None:
+def handler_model(kind: object) -> type[SinkConfig] | None:
     """The model for handler type ``kind``, or None."""
     return _HANDLER_MODELS.get(kind) if isinstance(kind, str) else None
 
@@ -444,7 +285,7 @@ def validate_trace_config(data: dict[str, Any], style: str | KeyStyle = "key") -
         raise ConfigError(format_validation_error(exc, data, style)) from None
 
 
-def validate_handler(data: dict[str, Any], style: str | KeyStyle = "key") -> _Handler:
+def validate_handler(data: dict[str, Any], style: str | KeyStyle = "key") -> SinkConfig:
     """Validate one handler's keys (``type`` selects the model)."""
     kind = data.get("type")
     model = handler_model(kind)

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflow_traces.errors import ConfigError
-from workflow_traces.settings.config import KeyStyle, Loc, validate_handler, validate_trace_config
+from workflow_traces.settings.config import (
+    DEFAULT_PATH_SETTINGS,
+    KeyStyle,
+    Loc,
+    validate_handler,
+    validate_trace_config,
+)
 from workflow_traces.settings.model import TraceSettings
 from workflow_traces.settings.sources import DEFAULT, EXTRAS, Origin
 
@@ -36,7 +42,7 @@ _LOCATING = ("profile", "path", "sqlite_path", "env_file", "secrets_dir")
 #: Keys that configure tracing; an extras key very close to one of them is taken for a typo.
 _CONFIG_KEYS = (*_TOP, "handlers", "path", *SINGLE_KEYS, "profile")
 _TYPO_CUTOFF = 0.88
-_DEFAULT_PATH_KEY = {"file": "path", "sqlite": "sqlite_path"}
+_DEFAULT_PATH_KEY = DEFAULT_PATH_SETTINGS
 
 
 @dataclass

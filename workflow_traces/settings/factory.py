@@ -8,15 +8,27 @@ from typing import Any
 
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import ConfigError, TraceError
-from workflow_traces.settings.config import (
-    ElasticsearchConfig,
-    FileConfig,
-    RestAPIConfig,
-    SQLiteConfig,
-    validate_handler,
-)
+from workflow_traces.exporters import registry
+from workflow_traces.settings.config import validate_handler
 
-__all__ = ["build_child", "build_handler", "build_handlers"]
+__all__ = ["build_child", "build_handler", "build_handlers", "check_requirements"]
+
+
+def check_requirements(cfg: Any) -> None:
+    """Raise ConfigError when a package the sink needs is not installed, naming how to
+    install it: a missing client is a configuration error, not an outage found later."""
+    import importlib.util
+
+    for module, install in cfg.requirements():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(
+                f"type: {cfg.type!r} handlers need the {module} package, which is not "
+                f"installed: {install}"
+            )
 
 
 def build_handler(
@@ -26,34 +38,32 @@ def build_handler(
     extras: dict[str, Any],
     fail_silently: bool,
 ) -> logging.Handler:
-    """One handler from one validated handler config."""
-    common = {
-        "buffer_size": cfg.buffer_size,
-        "flush_interval": cfg.flush_interval,
-        "queue_size": cfg.queue_size,
-        "overflow": cfg.overflow,
-        "block_timeout": cfg.block_timeout,
-        "fail_silently": fail_silently,
-        "level": logging.getLevelName(cfg.level),
-    }
-    if isinstance(cfg, FileConfig):
-        from workflow_traces.exporters.file import WorkflowFileHandler
-
-        return WorkflowFileHandler(run_id, parent_run_id, cfg.path, extras, **common)
-    if isinstance(cfg, SQLiteConfig):
-        from workflow_traces.exporters.sqlite.handler import SQLiteHandler
-
-        return SQLiteHandler(run_id, parent_run_id, cfg.path, extras, **common)
-    if isinstance(cfg, RestAPIConfig | ElasticsearchConfig):
-        try:
-            from workflow_traces.exporters import network as _network
-        except ImportError as exc:
-            raise ConfigError(
-                f"type: {cfg.type!r} handlers are not available in this build ({exc})"
-            ) from None
-        handler: logging.Handler = _network.build(cfg, run_id, parent_run_id, extras, common)
+    """One handler from one validated handler config, built by its sink type (see
+    ``workflow_traces.exporters.registry``)."""
+    sink = registry.get(cfg.type)
+    if sink is None:
+        raise ConfigError(f"type: unknown handler config {type(cfg).__name__}")
+    check_requirements(cfg)
+    if sink.handler is not None:
+        ctx = registry.SinkContext(run_id, parent_run_id, extras, fail_silently)
+        handler: logging.Handler = registry.load(sink.handler)(cfg, ctx)
         return handler
-    raise ConfigError(f"type: unknown handler config {type(cfg).__name__}")
+    from workflow_traces.pipeline.handler import BufferedHandler
+
+    return BufferedHandler(
+        registry.load(sink.exporter)(cfg),
+        run_id=run_id,
+        parent_run_id=parent_run_id,
+        extras=extras,
+        batch_records=cfg.buffer_size,
+        flush_interval=cfg.flush_interval,
+        queue_size=cfg.queue_size,
+        overflow=cfg.overflow,
+        block_timeout=cfg.block_timeout,
+        fail_silently=fail_silently,
+        retry=cfg.retry_policy(),
+        level=cfg.keywords()["level"],
+    )
 
 
 def build_handlers(
@@ -61,8 +71,11 @@ def build_handlers(
 ) -> tuple[str, bool, list[logging.Handler], dict[str, Any]]:
     """Resolve the TRACE_* settings with ``extras`` over them and build the handlers:
     (trace_type, fail_silently, handlers, extras with the settings' stamps added). A handler
-    that cannot be built raises when fail_silently is False and is left out, with a warning,
-    when it is True. The settings are cached (see ``TraceSettings.load``)."""
+    that cannot be built raises when fail_silently is False and is left out, with one ERROR
+    report, when it is True. When every handler is left out, one ERROR report names each and
+    its cause, and each is replaced by an ``UnavailableHandler``: ``health()`` lists it as
+    unavailable and counts the trace's records as dropped. The settings are cached (see
+    ``TraceSettings.load``)."""
     from workflow_traces.settings.effective import resolve
     from workflow_traces.settings.model import TraceSettings
 
@@ -70,6 +83,7 @@ def build_handlers(
     settings = TraceSettings.load(profile=profile if isinstance(profile, str) else None)
     eff = resolve(settings, extras)
     handlers: list[logging.Handler] = []
+    left_out: list[tuple[int, Any, BaseException, str]] = []
     for index, cfg in enumerate(eff.handlers):
         try:
             handlers.append(
@@ -82,12 +96,40 @@ def build_handlers(
                 if isinstance(exc, ConfigError):
                     raise ConfigError(_name_build_error(exc, index, eff)) from None
                 raise
-            report(
-                f"build:{cfg.type}",
-                f"workflow-traces: left out handler {index} ({cfg.type}): "
-                f"{_name_build_error(exc, index, eff)}",
-            )
+            left_out.append((index, cfg, exc, _name_build_error(exc, index, eff)))
+    if left_out and not handlers:
+        return eff.trace_type, eff.fail_silently, _unavailable(run_id, left_out), eff.extras
+    for index, cfg, _, why in left_out:
+        report(
+            f"build:{cfg.type}",
+            f"workflow-traces: left out handler {index} ({cfg.type}): {why}",
+            logging.ERROR,
+        )
     return eff.trace_type, eff.fail_silently, handlers, eff.extras
+
+
+def _unavailable(
+    run_id: str, left_out: list[tuple[int, Any, BaseException, str]]
+) -> list[logging.Handler]:
+    """Every configured sink was left out: one report naming each, and their stand-ins."""
+    from workflow_traces.settings.unavailable import UnavailableHandler
+
+    causes = "; ".join(f"handler {i} ({cfg.type}): {why}" for i, cfg, _, why in left_out)
+    report(
+        f"no-sinks:{run_id}",
+        f"workflow-traces: no sink of run {run_id!r} could be built, its records are dropped: "
+        f"{causes}",
+        logging.ERROR,
+    )
+    return [
+        UnavailableHandler(f"{cfg.type}:{_label(cfg)}", exc, run_id) for _, cfg, exc, _ in left_out
+    ]
+
+
+def _label(cfg: Any) -> str:
+    """What to call a left-out sink: its config's ``describe()`` without the type."""
+    text = str(cfg.describe())
+    return text.removeprefix(f"{cfg.type} ") or cfg.type
 
 
 def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:
@@ -95,6 +137,8 @@ def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:
     ``handlers[0].path`` or, for a single trace, ``path`` / ``TRACE_PATH``."""
     text = str(exc)
     head, sep, rest = text.partition(": ")
+    if sep and _names_an_argument(head, eff.handlers[index]):
+        return text  # ``run_id: ...``: about get_trace's argument, not a handler key
     if not (sep and head.isidentifier()):
         return text if eff.trace_type != "multi" else f"handlers[{index}]: {text}"
     loc = ("handlers", index, head)
@@ -103,6 +147,12 @@ def _name_build_error(exc: BaseException, index: int, eff: Any) -> str:
         where = f" (set in {origin.file})" if origin.file else ""
         return f"{origin.name(loc)}: {rest}{where}"
     return text if eff.trace_type != "multi" else f"handlers[{index}].{text}"
+
+
+def _names_an_argument(head: str, cfg: Any) -> bool:
+    """Whether an error's ``head:`` names get_trace's own argument (run_id, parent_run_id)
+    rather than a key of the handler's config."""
+    return head in ("run_id", "parent_run_id") and head not in type(cfg).model_fields
 
 
 def build_child(
@@ -127,10 +177,14 @@ def build_child(
     except (TraceError, OSError) as exc:
         if not fail_silently:
             if isinstance(exc, ConfigError):
+                head = str(exc).partition(": ")[0]
+                if _names_an_argument(head, cfg):
+                    raise ConfigError(str(exc)) from None
                 raise ConfigError(f"handlers[{index}].{exc}") from None
             raise
         report(
             f"build:{cfg.type}",
             f"workflow-traces: left out handler {index} ({cfg.type}): {exc}",
+            logging.ERROR,
         )
         return None

@@ -21,7 +21,13 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from workflow_traces.errors import ConfigError
-from workflow_traces.settings.config import HandlerConfig, format_validation_error
+from workflow_traces.exporters.file import DEFAULT_FILE_PATH
+from workflow_traces.exporters.sqlite.handler import DEFAULT_SQLITE_PATH
+from workflow_traces.settings.config import (
+    DEFAULT_PATH_SETTINGS,
+    HandlerConfig,
+    format_validation_error,
+)
 from workflow_traces.settings.sources import (
     ARGUMENTS,
     Origin,
@@ -86,8 +92,8 @@ class TraceSettings(BaseSettings):
     TRACE_WORKFLOW_NAME, ...     none                             stamps (also JOB, STAGE)
     TRACE_ENVIRONMENT            none                             stamped into records' extras
     TRACE_PROFILE                none                             also read .env.<profile>
-    TRACE_PATH                   ./logs                           file sink folder by default
-    TRACE_SQLITE_PATH            ./logs/workflow_traces.db        SQLite file by default
+    TRACE_PATH                   FileConfig's path                file sink folder by default
+    TRACE_SQLITE_PATH            SQLiteConfig's path              SQLite file by default
     TRACE_ENV_FILE               .env                             the base .env file
     TRACE_SECRETS_DIR            none                             one file per variable
     TRACE_BUFFER_SIZE, ...       the handler type's               for a single file/sqlite
@@ -97,7 +103,8 @@ class TraceSettings(BaseSettings):
     ===========================  ===============================  =============================
 
     Handler keys and their defaults are the handler models' (``FileConfig``, ``SQLiteConfig``,
-    ``RestAPIConfig``, ``ElasticsearchConfig``). Secrets are ``SecretStr``. Errors are one
+    ``RestAPIConfig``, ``ElasticsearchConfig``, and those of the other registered sink types).
+    Secrets are ``SecretStr``. Errors are one
     ``ConfigError`` line per problem, naming the variable: ``TRACE_HANDLERS__1__BUFFER_SIZE:
     must be > 0, got -5``. ``TraceSettings()`` reads every source now;
     ``TraceSettings.load()`` returns a cached reading while nothing changed.
@@ -121,8 +128,8 @@ class TraceSettings(BaseSettings):
     stage_name: str | None = None
     environment: str | None = None
     profile: str | None = None
-    path: str = "./logs"
-    sqlite_path: str = "./logs/workflow_traces.db"
+    path: str = DEFAULT_FILE_PATH
+    sqlite_path: str = DEFAULT_SQLITE_PATH
     env_file: str = ".env"
     secrets_dir: str | None = None
     # A single file or sqlite trace's handler keys (as at the top level of extras).
@@ -143,8 +150,8 @@ class TraceSettings(BaseSettings):
         if not isinstance(data, dict) or not isinstance(data.get("handlers"), list):
             return data
         defaults: dict[Any, Any] = {
-            "file": data.get("path", cls.model_fields["path"].default),
-            "sqlite": data.get("sqlite_path", cls.model_fields["sqlite_path"].default),
+            kind: data.get(key, cls.model_fields[key].default)
+            for kind, key in DEFAULT_PATH_SETTINGS.items()
         }
         handlers = []
         for item in data["handlers"]:

@@ -1,9 +1,16 @@
 """Trying each configured sink once, for ``workflow-traces config check``.
 
-File and SQLite: build the real handler, write one probe record into the run
-``workflow-traces-config-check`` and read it back through the store. REST and Elasticsearch:
-connect to the service (an HTTP HEAD with a short timeout, no credentials sent) and report
-whether it answered; any HTTP status counts as reachable, since credentials are not checked.
+What is tried comes from the sink's config model (see ``SinkConfig``'s hooks), whatever its type:
+
+- a package the sink needs is missing (``requirements()``): FAIL, naming what to install;
+- a sink with ``endpoints()`` (REST, Elasticsearch): connect to each (an HTTP HEAD with a short
+  timeout, no credentials sent) and report whether it answered; any HTTP status counts as
+  reachable, since credentials are not checked;
+- any other sink (file, SQLite, memory, third-party): build the real handler, write one probe
+  record into the run ``workflow-traces-config-check`` and check it was written; when the sink
+  has a ``store_location()``, read it back through ``open_store``, then remove the probe run
+  (``remove_run``), so that it does not show among the user's runs.
+
 Nothing printed here holds a secret: URLs lose their user info and query, and the sink's own
 secret values are blanked out of error texts.
 """
@@ -14,17 +21,12 @@ import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from workflow_traces.errors import TraceError
-from workflow_traces.settings.config import (
-    ElasticsearchConfig,
-    FileConfig,
-    RestAPIConfig,
-    SQLiteConfig,
-)
+from workflow_traces.exporters.transport import safe_url
 
 __all__ = ["PROBE_RUN_ID", "Probe", "describe_sink", "probe", "safe_url"]
 
@@ -39,45 +41,10 @@ class Probe:
     detail: str
 
 
-def safe_url(url: str) -> str:
-    """``url`` without user info, query or fragment: safe to print."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:
-        return "<invalid URL>"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _hosts(cfg: ElasticsearchConfig) -> list[str]:
-    hosts = cfg.es_hosts
-    if isinstance(hosts, str):
-        hosts = hosts.split(",")
-    return [h.strip() for h in hosts if h.strip()]
-
-
-def _rest_url(cfg: RestAPIConfig) -> str | None:
-    if cfg.api_url:
-        return cfg.api_url
-    region = getattr(cfg, "region", None)
-    if cfg.service_type == "cloudwatch" and region:
-        return f"https://logs.{region}.amazonaws.com"
-    return None
-
-
 def describe_sink(cfg: Any) -> str:
     """``file ./logs``, ``restapi https://api.example.com/logs``: what a line is about."""
-    if isinstance(cfg, FileConfig | SQLiteConfig):
-        return f"{cfg.type} {cfg.path}"
-    if isinstance(cfg, RestAPIConfig):
-        url = _rest_url(cfg)
-        return f"restapi ({cfg.service_type}) {safe_url(url) if url else '(no url)'}"
-    if isinstance(cfg, ElasticsearchConfig):
-        return f"{cfg.type} {', '.join(safe_url(h) for h in _hosts(cfg))}"  # or opensearch
-    return str(getattr(cfg, "type", type(cfg).__name__))
+    describe = getattr(cfg, "describe", None)
+    return str(describe()) if describe is not None else str(getattr(cfg, "type", "?"))
 
 
 def _secrets_of(cfg: Any) -> list[str]:
@@ -99,23 +66,21 @@ def _scrub(text: str, cfg: Any, urls: list[str]) -> str:
 
 def probe(cfg: Any, timeout: float = 3.0) -> Probe:
     """Try the sink of one validated handler config once."""
-    if isinstance(cfg, FileConfig | SQLiteConfig):
-        return _probe_local(cfg, timeout)
-    if isinstance(cfg, RestAPIConfig):
-        url = _rest_url(cfg)
-        if url is None:
-            return Probe(False, "cannot tell the endpoint to check: set api_url or region")
-        return _probe_urls(cfg, [url], timeout)
-    if isinstance(cfg, ElasticsearchConfig):
-        return _probe_urls(cfg, _hosts(cfg), timeout)
-    return Probe(False, f"cannot check a handler of type {getattr(cfg, 'type', '?')!r}")
+    from workflow_traces.errors import ConfigError
+    from workflow_traces.settings.factory import check_requirements
+
+    try:
+        check_requirements(cfg)
+        urls = cfg.endpoints()
+    except ConfigError as exc:
+        return Probe(False, str(exc).removeprefix("type: "))
+    return _probe_urls(cfg, urls, timeout) if urls else _probe_write(cfg, timeout)
 
 
-def _probe_local(cfg: FileConfig | SQLiteConfig, timeout: float) -> Probe:
+def _probe_write(cfg: Any, timeout: float) -> Probe:
     from workflow_traces.core.trace import Trace
     from workflow_traces.pipeline.multi import MultiHandler
     from workflow_traces.settings.factory import build_handler
-    from workflow_traces.store.local import open_store
 
     message = f"workflow-traces config check probe {uuid.uuid4().hex}"
     try:
@@ -130,13 +95,27 @@ def _probe_local(cfg: FileConfig | SQLiteConfig, timeout: float) -> Probe:
         trace.close(timeout=max(timeout, 5.0))
     except (TraceError, OSError) as exc:
         return Probe(False, f"write failed: {exc}")
+    location = cfg.store_location()
+    if location is None:
+        health = getattr(handler, "health", None)
+        written = health().written if health is not None else 1
+        if written >= 1:
+            return Probe(True, f"wrote a probe record to run {PROBE_RUN_ID!r}")
+        return Probe(False, f"a probe record to run {PROBE_RUN_ID!r} was not written")
+    from workflow_traces.store.local import open_store
+
     try:
-        with open_store(cfg.path) as store:
+        with open_store(location) as store:
             records = store.get_run(PROBE_RUN_ID).records
     except (TraceError, OSError) as exc:
         return Probe(False, f"wrote a probe record but cannot read it back: {exc}")
-    if any(rec.message == message for rec in records):
-        return Probe(True, f"wrote a probe record to run {PROBE_RUN_ID!r} and read it back")
+    found = any(rec.message == message for rec in records)
+    try:
+        cfg.remove_run(PROBE_RUN_ID)  # the probe run must not show among the user's runs
+    except Exception as exc:  # a sink's own hook: its failure is a FAIL line, not a traceback
+        return Probe(False, f"wrote and read a probe record but cannot remove it: {exc}")
+    if found:
+        return Probe(True, "wrote a probe record, read it back and removed it")
     return Probe(False, f"wrote a probe record to run {PROBE_RUN_ID!r} but did not find it")
 
 
@@ -153,8 +132,7 @@ def _probe_urls(cfg: Any, urls: list[str], timeout: float) -> Probe:
 
 
 def _reach(cfg: Any, url: str, timeout: float) -> Probe:
-    ca_certs = getattr(cfg, "ca_certs", None)
-    verify: Any = ca_certs or getattr(cfg, "verify_certs", getattr(cfg, "verify", True))
+    verify: Any = cfg.verify_tls()
     try:
         import httpx
     except ImportError:

@@ -315,13 +315,12 @@ def open_store(location: str | os.PathLike[str]) -> Store:
     text = os.fspath(location)
     if text.startswith(("http://", "https://", "opensearch+http://", "opensearch+https://")):
         try:
-            from workflow_traces.exporters.network import open_elasticsearch_store  # type: ignore[import-not-found,unused-ignore]
+            from workflow_traces.store.elasticsearch import ElasticsearchStore
         except ImportError as exc:
             raise ConfigError(
                 f"location: reading {text!r} needs the elasticsearch extra ({exc})"
             ) from None
-        store: Store = open_elasticsearch_store(text)
-        return store
+        return ElasticsearchStore.from_url(text)
     path = Path(text)
     if path.is_dir():
         return FileStore(path)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from workflow_traces.core.record import Record
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import ConfigError
-from workflow_traces.exporters.base import ExportResult
+from workflow_traces.exporters.base import Exporter, ExportResult
 from workflow_traces.exporters.elasticsearch.client import (
     Connection,
     classify,
@@ -37,9 +37,9 @@ from workflow_traces.exporters.elasticsearch.client import (
     status_of,
 )
 from workflow_traces.exporters.elasticsearch.schema import MAPPINGS, encode_actions
-from workflow_traces.exporters.network import report_insecure_transport
 from workflow_traces.exporters.rest.payload import utf8_len
-from workflow_traces.pipeline.channel import Overflow, RetryPolicy
+from workflow_traces.exporters.transport import report_insecure_transport
+from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow, RetryPolicy
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive
 from workflow_traces.pipeline.retry import (
     DEFAULT_SPOOL_MAX_BYTES,
@@ -128,7 +128,7 @@ class _Outcome:
         return ExportResult(retry=self.retry, rejected=self.rejected, error=error)
 
 
-class ElasticsearchExporter:
+class ElasticsearchExporter(Exporter):
     """Writes batches with the bulk API; owns one client, made on the worker."""
 
     def __init__(
@@ -189,7 +189,7 @@ class ElasticsearchExporter:
         self._send(client, batch[start:], lines[start:], outcome)
         return outcome.result()
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             client.close()
@@ -382,7 +382,7 @@ class ElasticsearchHandler(BufferedHandler):
         http_compress: bool = False,
         service_name: str | None = None,
         manage_index: bool = True,
-        queue_size: int = 200_000,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
         overflow: Overflow = "drop",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -462,4 +462,16 @@ class ElasticsearchHandler(BufferedHandler):
             verify=connection.verify_certs,
             verify_key="verify_certs",
             has_secret=connection.password is not None or connection.api_key is not None,
+        )
+
+    @classmethod
+    def from_config(cls, cfg: Any, ctx: Any) -> ElasticsearchHandler:
+        """The handler for a validated ``ElasticsearchConfig`` and a ``SinkContext`` (the sink
+        registry's builder): every key of the config is a keyword of the handler."""
+        return cls(
+            ctx.run_id,
+            ctx.parent_run_id,
+            extras=ctx.extras,
+            fail_silently=ctx.fail_silently,
+            **cfg.keywords(),
         )

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from workflow_traces.core.record import Record
 from workflow_traces.errors import ConfigError
-from workflow_traces.exporters.base import ExportResult
-from workflow_traces.exporters.network import report_insecure_transport
-from workflow_traces.pipeline.channel import Overflow
+from workflow_traces.exporters.base import Exporter, ExportResult
+from workflow_traces.exporters.transport import report_insecure_transport
+from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler
 from workflow_traces.pipeline.retry import (
     DEFAULT_SPOOL_MAX_BYTES,
@@ -111,7 +111,7 @@ def _otlp_partial(content: bytes, count: int) -> tuple[int, BaseException | None
     return min(rejected, count), PermanentError(f"collector rejected {rejected} records: {why}")
 
 
-class RestExporter:
+class RestExporter(Exporter):
     """Encodes a batch for its target and sends it, one request after another."""
 
     def __init__(
@@ -175,7 +175,7 @@ class RestExporter:
             return ExportResult(rejected=rejected, error=why)
         return None
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -227,7 +227,7 @@ def _headers(cfg: RestAPIConfig, content_type: str) -> dict[str, str]:
 
 def make_target(cfg: RestAPIConfig, environment: str | None) -> tuple[Target, str]:
     """The target for ``cfg`` and the sink's name (no secrets: no user info, no query)."""
-    from workflow_traces.exporters.rest.http import safe_url
+    from workflow_traces.exporters.transport import safe_url
 
     kind = cfg.service_type
     if kind == "cloudwatch":
@@ -316,7 +316,7 @@ class RestAPIHandler(BufferedHandler):
         flush_interval: float = 2.0,
         timeout: float = 10.0,
         max_retries: int = 3,
-        queue_size: int = 200_000,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
         overflow: Overflow = "drop",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -409,7 +409,7 @@ class RestAPIHandler(BufferedHandler):
             retry=retry,
             level=logging.getLevelName(level) if isinstance(level, str) else level,
         )
-        from workflow_traces.exporters.rest.http import safe_url
+        from workflow_traces.exporters.transport import safe_url
 
         url = str(getattr(target, "url", ""))
         #: The endpoint, without user info or query.
@@ -426,4 +426,16 @@ class RestAPIHandler(BufferedHandler):
             verify=cfg.verify,
             verify_key="verify",
             has_secret=bool(cfg.api_key or cfg.password or cfg.headers),
+        )
+
+    @classmethod
+    def from_config(cls, cfg: Any, ctx: Any) -> RestAPIHandler:
+        """The handler for a validated ``RestAPIConfig`` and a ``SinkContext`` (the sink
+        registry's builder): every key of the config is a keyword of the handler."""
+        return cls(
+            ctx.run_id,
+            ctx.parent_run_id,
+            extras=ctx.extras,
+            fail_silently=ctx.fail_silently,
+            **cfg.keywords(),
         )

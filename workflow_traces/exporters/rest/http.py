@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import zlib
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from workflow_traces.exporters.encode import clean_text
 from workflow_traces.pipeline.retry import (
@@ -27,23 +26,9 @@ from workflow_traces.pipeline.retry import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["check_status", "gzip_body", "post", "safe_message", "safe_url"]
+__all__ = ["check_status", "gzip_body", "post", "safe_message"]
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
-
-
-def safe_url(url: str) -> str:
-    """``url`` without user info, query or fragment: fit for names, reports and errors."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host if port is None else f"{host}:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def safe_message(exc: BaseException) -> str:

@@ -31,6 +31,7 @@ from workflow_traces.core.record import (
     RecordValues,
 )
 from workflow_traces.errors import ConfigError
+from workflow_traces.exporters.base import Exporter
 from workflow_traces.exporters.encode import clean_text, dumps
 from workflow_traces.exporters.sqlite.schema import (
     COLUMNS,
@@ -39,7 +40,7 @@ from workflow_traces.exporters.sqlite.schema import (
     SCHEMA_VERSION,
     migrate,
 )
-from workflow_traces.pipeline.channel import Overflow
+from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive
 
 __all__ = [
@@ -149,7 +150,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteExporter:
+class SQLiteExporter(Exporter):
     """Inserts batches into one SQLite database, one transaction a batch.
 
     ``batch`` is the sink's ``buffer_size``: records per transaction. A backlog comes up to
@@ -215,7 +216,7 @@ class SQLiteExporter:
                 conn.execute("ROLLBACK")
                 raise
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -252,7 +253,7 @@ class SQLiteHandler(BufferedHandler):
         *,
         buffer_size: int = 100,
         flush_interval: float = 2.0,
-        queue_size: int = 200_000,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -277,3 +278,13 @@ class SQLiteHandler(BufferedHandler):
         )
         self.buffer_size = buffer_size
         self.flush_interval = flush_interval
+
+    @classmethod
+    def from_config(cls, cfg: Any, ctx: Any) -> SQLiteHandler:
+        """The handler for a validated ``SQLiteConfig`` and a ``SinkContext`` (the sink
+        registry's builder)."""
+        keys = cfg.keywords()
+        path = keys.pop("path")
+        return cls(
+            ctx.run_id, ctx.parent_run_id, path, ctx.extras, fail_silently=ctx.fail_silently, **keys
+        )

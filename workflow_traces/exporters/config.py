@@ -1,0 +1,173 @@
+"""The base config models of a sink type: the keys every sink takes (``SinkConfig``) and those of
+sinks that send over a network (``NetworkSinkConfig``: timeouts, retries, circuit breaker,
+spool). A sink type's own model subclasses one of them and adds its keys; the same model checks
+``extras`` given in code and the TRACE_* settings.
+
+Each field's ``description`` is its meaning in the README's key tables (which are generated
+from these models, see ``workflow_traces.settings.keytables``); ``json_schema_extra=
+{"default_text": ...}`` says the default in words where the value alone would mislead.
+
+Needs pydantic: imported only when configuration is read, never by ``import workflow_traces``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE
+from workflow_traces.pipeline.retry import DEFAULT_SPOOL_MAX_BYTES
+
+if TYPE_CHECKING:
+    from workflow_traces.pipeline.channel import RetryPolicy
+
+__all__ = ["Level", "NetworkSinkConfig", "Overflow", "SinkConfig", "shown"]
+
+Overflow = Literal["block", "drop"]
+Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def shown(text: str) -> dict[str, Any]:
+    """``json_schema_extra`` for a field whose default the key tables show as ``text``."""
+    return {"default_text": text}
+
+
+class SinkConfig(BaseModel):
+    """The keys every sink type takes. A subclass sets ``type`` to a ``Literal`` of its name
+    (``type: Literal["csv"] = "csv"``) and may change the defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    #: The TraceSettings field (``"path"``: TRACE_PATH) whose value a handler of this type
+    #: takes as its ``path`` when it gives none; None: no such setting.
+    default_path_setting: ClassVar[str | None] = None
+
+    type: str
+    buffer_size: int = Field(
+        default=100,
+        gt=0,
+        description=(
+            "how much one write takes: bytes for `file`, records for the others (a local sink "
+            "writes a backlog up to 16 of these at once)"
+        ),
+        json_schema_extra=shown("per type, below (`100` for a type that sets none)"),
+    )
+    flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="seconds a record may wait before its sink writes it",
+        json_schema_extra=shown("per type, below (`1.0` for a type that sets none)"),
+    )
+    queue_size: int = Field(
+        default=DEFAULT_QUEUE_SIZE,
+        gt=0,
+        description=(
+            "records held in memory at most; the worker is woken early when it is 3/4 full. "
+            "A burst of up to 3/4 of it is taken without the workers competing with your code; "
+            "at the default, a full buffer of short records takes about 70 MB (a record queued "
+            "in several sinks is held once). Lower it to bound memory."
+        ),
+    )
+    overflow: Overflow = Field(
+        default="block",
+        description=(
+            "when the buffer is full: `block` the caller up to `block_timeout`, then drop; or "
+            "`drop` at once. Drops are counted in `health()` and reported."
+        ),
+    )
+    block_timeout: float = Field(default=1.0, ge=0, description="seconds")
+    level: Level = Field(default="DEBUG", description="the least level this sink takes")
+
+    def keywords(self) -> dict[str, Any]:
+        """Every key but ``type``, as keyword arguments of a handler: ``level`` as a number."""
+        out = self.model_dump(exclude={"type"})
+        out["level"] = logging.getLevelNamesMapping()[self.level]
+        return out
+
+    # -- hooks: what the factory and ``config check`` ask of a sink type ------------------------
+    def describe(self) -> str:
+        """What ``config check`` calls this sink: ``file ./logs``. Never holds a secret."""
+        return self.type
+
+    def requirements(self) -> list[tuple[str, str]]:
+        """Optional packages this sink needs, as (module, how to install it): a missing one is
+        a ConfigError when the sink is configured, not an outage later."""
+        return []
+
+    def endpoints(self) -> list[str]:
+        """The URLs the sink sends to. ``config check`` connects to each one; a sink with none
+        is checked by writing one probe record through it instead. Raise ConfigError when the
+        settings do not tell where the sink sends."""
+        return []
+
+    def verify_tls(self) -> bool | str:
+        """How ``config check`` verifies HTTPS: True, False, or a CA bundle's path."""
+        return True
+
+    def store_location(self) -> str | None:
+        """Where ``open_store`` reads this sink's records back (``config check`` does), if it
+        can."""
+        return None
+
+    def remove_run(self, run_id: str) -> None:
+        """Remove the records of ``run_id`` from the sink, if it can: ``config check`` removes
+        its probe run this way, so that it does not show among the user's runs."""
+        return None
+
+    def retry_policy(self) -> RetryPolicy | None:
+        """How failed batches are retried; None: the pipeline's default for local sinks (two
+        quick retries, then the records count as failed)."""
+        return None
+
+
+class NetworkSinkConfig(SinkConfig):
+    """A sink that sends over a network: it drops rather than block the caller when full, and
+    failed batches are retried with backoff, then held by a circuit breaker (in memory, or on
+    disk with ``spool_dir``) until the service answers."""
+
+    buffer_size: int = Field(default=50, gt=0, description="records per request")
+    flush_interval: float = Field(default=2.0, gt=0, description="")
+    overflow: Overflow = Field(
+        default="drop",
+        description=(
+            "network sinks drop (counted) rather than block your code when their buffer is full"
+        ),
+    )
+    timeout: float = Field(default=10.0, gt=0, description="seconds per request")
+    max_retries: int = Field(
+        default=3, ge=0, description="retries before the circuit breaker takes over"
+    )
+    spool_dir: str | None = Field(
+        default=None,
+        description=(
+            "keep records that cannot be sent now on disk here; they are sent, oldest first, "
+            "when the service is back, also by the next process. Unset: they wait in memory"
+        ),
+    )
+    spool_max_bytes: int = Field(
+        default=DEFAULT_SPOOL_MAX_BYTES,
+        gt=0,
+        description="the spool's bound",
+        json_schema_extra=shown(f"`{DEFAULT_SPOOL_MAX_BYTES}` (256 MiB)"),
+    )
+    retry_base_delay: float = Field(
+        default=0.5, gt=0, description="backoff between retries (doubling, jittered), seconds"
+    )
+    retry_max_delay: float = Field(
+        default=30.0,
+        gt=0,
+        description="the cap of that backoff, also between probes of a service that is down",
+    )
+
+    def retry_policy(self) -> RetryPolicy:
+        from workflow_traces.pipeline.retry import NetworkRetryPolicy
+
+        return NetworkRetryPolicy(
+            self.max_retries,
+            self.retry_base_delay,
+            self.retry_max_delay,
+            spool_dir=self.spool_dir,
+            spool_max_bytes=self.spool_max_bytes,
+        )
