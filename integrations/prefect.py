@@ -78,8 +78,9 @@ from workflow_traces.integrations._prefect_runs import (
     shutdown_sinks,
 )
 
-from workflow_traces.core.context import _SCOPE, Scope
-from workflow_traces.core.scoped import _ACTIVE, ScopedTrace
+from workflow_traces.core import context
+from workflow_traces.core.context import Scope
+from workflow_traces.core.scoped import ScopedTrace
 from workflow_traces.diagnostics import report
 
 __all__ = [
@@ -134,14 +135,14 @@ class _Call:
         if self.reg is not None and set_scope:
             scope: Scope = self.reg.scope
             view: ScopedTrace | None = self.reg.view
-            self.tokens = (_SCOPE.set(scope), _ACTIVE.set(view))
+            self.tokens = (context.set_scope(scope), context.set_active_trace(view))
 
     def exit(self, exc: BaseException | None) -> None:
         if self.tokens is not None:
             scope_token, active_token = self.tokens
             self.tokens = None
-            _ACTIVE.reset(active_token)
-            _SCOPE.reset(scope_token)
+            context.reset_active_trace(active_token)
+            context.reset_scope(scope_token)
         if self.reg is not None:
             try:
                 end_call(self.reg, exc)
