@@ -13,10 +13,8 @@ from urllib.parse import urlparse
 
 from workflow_traces.core import context
 from workflow_traces.core.context import _SCOPE, Scope
-from workflow_traces.core.record import Record, RecordValues, level_name
+from workflow_traces.core.record import F_EXTRAS, RecordValues, level_name
 from workflow_traces.core.trace import ExcFields, MultiTrace, Trace, _LogCall
-
-_EXTRAS = Record._fields.index("extras")
 
 __all__ = ["ScopedTrace", "active_trace"]
 
@@ -114,7 +112,7 @@ class ScopedTrace(MultiTrace):
             finally:
                 _SCOPE.reset(token)
         if self.record_extras is not None:
-            rec = (*rec[:_EXTRAS], self.record_extras, *rec[_EXTRAS + 1 :])
+            rec = (*rec[:F_EXTRAS], self.record_extras, *rec[F_EXTRAS + 1 :])
         if queue:
             self.handler.offer(rec, levelno)
         return rec

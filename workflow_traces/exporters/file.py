@@ -40,6 +40,7 @@ from workflow_traces.core.record import (
     F_MESSAGE,
     F_RECORD_ID,
     F_RUN_ID,
+    F_SIZE,
     F_STAGE_NAME,
     F_TIME_NS,
     F_WORKFLOW_NAME,
@@ -222,7 +223,7 @@ class _RunFiles:
 
 
 #: The fields of each array in traces.jsonl, in order.
-RECORD_FIELDS: tuple[str, ...] = Record._fields[:-1]  # all but the in-memory size estimate
+RECORD_FIELDS: tuple[str, ...] = Record._fields[:F_SIZE]  # all but the in-memory size estimate
 #: Version 2: a record id may be a number, the counter part of an id whose prefix the latest
 #: ``{"id_prefix": ...}`` line gives (each batch starts with one). Version 1 held whole ids.
 HEADER = dumps({"format": "workflow-traces", "version": 2, "fields": list(RECORD_FIELDS)})
@@ -307,11 +308,11 @@ def _json_lines(recs: Sequence[RecordValues]) -> bytes:
     buf = bytearray(_id_prefix_line())
     try:
         for rec in recs:
-            buf += _dumps(rec[:-1], option=_NEWLINE)
+            buf += _dumps(rec[:F_SIZE], option=_NEWLINE)
     except (TypeError, RecursionError):  # odd extras: encode each record the safe way
         buf = bytearray(_id_prefix_line())
         for rec in recs:
-            buf += dumps(rec[:-1]) + b"\n"
+            buf += dumps(rec[:F_SIZE]) + b"\n"
     return bytes(buf)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import F_MESSAGE, F_RECORD_ID, F_TIME_NS, Record
 from workflow_traces.exporters.encode import dumps, iso_utc
 from workflow_traces.exporters.rest.payload import (
     Contexts,
@@ -64,7 +64,7 @@ _OPTIONAL = tuple(
         "exc_traceback",
     )
 )
-_TIME = itemgetter(0)
+_TIME = itemgetter(F_TIME_NS)
 _EVENT = tuple((field, _AT(field)) for field in ("kind", "scope", "event", "status", "duration"))
 
 
@@ -174,13 +174,16 @@ def encode_cloudwatch(
         size = 0
         first = 0
         for rec in sorted(recs, key=_TIME):
-            ts = rec[0] // 1_000_000
+            ts = rec[F_TIME_NS] // 1_000_000
             found = get(rec)
-            if found is not None and found[1] + 6 * (len(rec[3]) + len(rec[15])) < room:
+            if (
+                found is not None
+                and found[1] + 6 * (len(rec[F_MESSAGE]) + len(rec[F_RECORD_ID])) < room
+            ):
                 p, cost = found
-                stamp = iso_utc(rec[0])
-                message, message_size = _nested(rec[3])
-                record_id, record_id_size = _nested(rec[15])
+                stamp = iso_utc(rec[F_TIME_NS])
+                message, message_size = _nested(rec[F_MESSAGE])
+                record_id, record_id_size = _nested(rec[F_RECORD_ID])
                 cost += len(stamp) + 2 + message_size + record_id_size
                 event = (
                     f'{{"timestamp":{ts},"message":"{p[0]}\\"{stamp}\\"{p[1]}{message}{p[2]}'
