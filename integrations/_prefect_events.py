@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from workflow_traces.integrations._prefect_runs import _lock, _Run, _TaskRun
-
 from workflow_traces.core.context import Scope, reset_scope, set_scope
 from workflow_traces.core.scoped import ScopedTrace
 from workflow_traces.diagnostics import report
+
+from ._prefect_runs import _lock, _Run, _TaskRun
 
 __all__ = ["PrefectStateError", "_finish", "_now", "_start", "_state_error", "_view"]
 

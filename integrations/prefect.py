@@ -61,27 +61,27 @@ if not __version__.startswith("3."):  # pragma: no cover - depends on the instal
         f"workflow_traces.integrations.prefect needs Prefect 3, found Prefect {__version__}"
     )
 
-from workflow_traces.integrations._prefect_events import PrefectStateError
-from workflow_traces.integrations._prefect_hooks import (
+from workflow_traces.core import context
+from workflow_traces.core.context import Scope
+from workflow_traces.core.scoped import ScopedTrace
+from workflow_traces.diagnostics import report
+
+from ._prefect_events import PrefectStateError
+from ._prefect_hooks import (
     FLOW_HOOKS,
     TASK_HOOKS,
     begin_call,
     end_call,
     install_hooks,
 )
-from workflow_traces.integrations._prefect_logs import PrefectRunHandler
-from workflow_traces.integrations._prefect_logs import attach_logging as _attach_logging
-from workflow_traces.integrations._prefect_runs import (
+from ._prefect_logs import PrefectRunHandler
+from ._prefect_logs import attach_logging as _attach_logging
+from ._prefect_runs import (
     EXTRAS_ATTR,
     flush_sinks,
     resolve_record,
     shutdown_sinks,
 )
-
-from workflow_traces.core import context
-from workflow_traces.core.context import Scope
-from workflow_traces.core.scoped import ScopedTrace
-from workflow_traces.diagnostics import report
 
 __all__ = [
     "PrefectStateError",
