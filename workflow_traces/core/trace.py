@@ -247,26 +247,32 @@ class Trace:
         name: str | None = None,
         status: str | None = None,
         duration: float | None = None,
-        error: BaseException | None = None,
+        error: BaseException | str | None = None,
         stacklevel: int = 1,
     ) -> Record:
         """Log a lifecycle event: ``scope`` is workflow/job/stage, ``event`` one of started,
-        succeeded, failed, skipped, cancelled. Returns the record queued."""
+        succeeded, failed, skipped, cancelled. ``error`` is an exception (its type, message
+        and traceback are kept) or a text saying what went wrong. Returns the record queued."""
         if scope not in _record.SCOPES:
             raise ValueError(f"scope: expected one of {', '.join(_record.SCOPES)}, got {scope!r}")
         if event not in _record.EVENTS:
             raise ValueError(f"event: expected one of {', '.join(_record.EVENTS)}, got {event!r}")
         status = status or ("running" if event == "started" else event)
         levelno = 40 if event == "failed" else 20
-        exc = None
-        if error is not None:
+        exc: ExcFields | None = None
+        if isinstance(error, BaseException):
             exc = exception_fields((type(error), error, error.__traceback__))
+        elif error is not None:
+            error = _text(error)
+            exc = (None, error, None)
         label = name or "?"
         text = f"{scope} {label!r} {event}"
         if duration is not None:
             text += f" in {duration:.3f}s"
-        if error is not None:
+        if isinstance(error, BaseException):
             text += f": {type(error).__name__}: {error}"
+        elif error:
+            text += f": {error}"
         values = self._record(levelno, text, levelno >= 40, exc, stacklevel + 1, queue=False)
         rec = as_record(values)._replace(
             kind="event", scope=scope, event=event, status=status, duration=duration
@@ -434,13 +440,16 @@ def get_trace(
 ) -> MultiTrace:
     """A trace for ``run_id``, its sinks built from ``extras`` (``trace_type`` and, for
     "multi", ``handlers``) over the TRACE_* settings. Inside a scope, a missing run_id and
-    parent_run_id come from the scope; otherwise a run_id is generated.
+    parent_run_id come from the scope; otherwise a run_id is generated. An empty run_id or
+    parent_run_id counts as missing.
 
     Inside a workflow scope of the plain or DAG adapter, ``get_trace()`` with no extras (and no
     run id, or the scope's) returns that workflow's trace, stamped with the current names: no
     new sinks are opened, and its ``close()`` only flushes."""
     from workflow_traces.settings.factory import build_handlers
 
+    run_id = run_id or None  # "" means no run id, as None does
+    parent_run_id = parent_run_id or None
     active: MultiTrace | None = active_trace()
     if (
         active is not None

@@ -101,6 +101,7 @@ class MultiHandler(logging.Handler):
             for child in built:  # stop the workers of the children built here
                 child.close()
             raise
+        self._rebuild()  # with no handlers at all, the taps (capture_traces) still take records
 
     def _child(self, item: Any, index: int) -> logging.Handler | None:
         if isinstance(item, logging.Handler):
