@@ -200,3 +200,34 @@ def test_both_copies_wake_the_worker_and_refuse_after_a_sink_closes(way: str) ->
     assert sink.health().dropped >= 1
     assert [r.message for r in other.channel.exporter.records][-1] == "after close"  # type: ignore[attr-defined]
     assert {r.message for r in gate.records} == {f"m{i}" for i in range(7)}
+
+
+def test_the_fan_out_loop_exists_in_offer_all_and_one_inlined_copy_only() -> None:
+    """A loop over a MultiHandler's targets is a fan-out: only ``offer_all`` and the level
+    methods' inlined copy (``core.trace._log_call``'s ``log``) may hold one."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    places = []
+    for path in sorted((root / "workflow_traces").rglob("*.py")) + sorted(
+        (root / "integrations").rglob("*.py")
+    ):
+        rel = path.relative_to(root).as_posix()
+
+        def visit(node: ast.AST, func: str, rel: str = rel) -> None:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                func = node.name  # the innermost function holding the loop
+            if isinstance(node, ast.For | ast.comprehension):
+                names = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
+                attrs = {n.attr for n in ast.walk(node.iter) if isinstance(n, ast.Attribute)}
+                if "targets" in names | attrs or "_targets" in attrs:
+                    places.append((rel, func))
+            for child in ast.iter_child_nodes(node):
+                visit(child, func)
+
+        visit(ast.parse(path.read_text()), "<module>")
+    assert sorted(set(places)) == [
+        ("workflow_traces/core/trace.py", "log"),
+        ("workflow_traces/pipeline/channel.py", "offer_all"),
+    ]
