@@ -118,7 +118,7 @@ def test_with_fail_silently_off_both_copies_raise_the_closed_sinks_error() -> No
                 trace.error("refused")
             else:
                 handler.offer(trace._record(40, "refused", True, None, 1, queue=False), 40)
-        # The sinks before the closed one have it; none after it was tried.
+        # Every open sink has it (the closed one is last here; see the real channels below).
         assert [s.routes()[0] for s in sinks] == [["refused"], ["refused"], [], ["refused"], []]
 
 
@@ -153,6 +153,32 @@ def test_every_other_way_in_reaches_the_sinks_its_level_admits() -> None:
     assert handler._after_close == 1
 
 
+@pytest.mark.parametrize("size", [1, _BIG], ids=["small", "big"])
+def test_a_closed_sink_does_not_keep_the_record_from_the_sinks_after_it(size: int) -> None:
+    results = {}
+    for way in ("inlined", "offer", "async"):
+        handler = MultiHandler("fan-out")
+        sinks = [_Recording(10**6), _Recording(0, closed=True), _Recording(10**6)]
+        sinks.append(_Recording(0, closed=True))
+        sinks.append(_Recording(0))
+        handler.targets = tuple(target(0, s) for s in sinks)
+        trace = Trace("fan-out", handler=handler)
+        message = "m" * size
+        if way == "inlined":
+            trace.info(message)
+        elif way == "offer":
+            handler.offer(trace._record(20, message, False, None, 1, queue=False), 20)
+        else:
+            asyncio.run(trace.ainfo(message))
+        results[way] = (
+            [sorted(a + o) for a, o in (s.routes() for s in sinks)],
+            handler._after_close,
+        )
+    assert results["inlined"] == results["offer"] == results["async"]
+    seen, refused = results["inlined"]
+    assert [len(s) for s in seen] == [1, 0, 1, 0, 1] and refused == 1  # counted once
+
+
 # -- real channels ---------------------------------------------------------------------------------
 class _Gate:
     """An exporter that records what it is given and tells the test when a batch arrived."""
@@ -180,9 +206,8 @@ def test_both_copies_wake_the_worker_and_refuse_after_a_sink_closes(way: str) ->
     gate = _Gate(f"gate-{way}")
     sink = BufferedHandler(gate, run_id="fan-out", queue_size=8, flush_interval=3600)
     other = BufferedHandler(_Gate(f"other-{way}"), run_id="fan-out", flush_interval=3600)
-    # ``other`` first: a closed sink's refusal ends the fan-out for the sinks after it (today's
-    # behaviour, the same in both copies).
-    handler = MultiHandler("fan-out", handlers=[other, sink])
+    # The closed sink comes first: the sinks after it still take the record.
+    handler = MultiHandler("fan-out", handlers=[sink, other])
     trace = Trace("fan-out", handler=handler)
 
     def log(message: str) -> None:
@@ -203,8 +228,9 @@ def test_both_copies_wake_the_worker_and_refuse_after_a_sink_closes(way: str) ->
 
 
 def test_the_fan_out_loop_exists_in_offer_all_and_one_inlined_copy_only() -> None:
-    """A loop over a MultiHandler's targets is a fan-out: only ``offer_all`` and the level
-    methods' inlined copy (``core.trace._log_call``'s ``log``) may hold one."""
+    """A loop over a MultiHandler's targets is a fan-out: only ``offer_all`` (with
+    ``offer_after``, its rest past a closed sink) and the level methods' inlined copy
+    (``core.trace._log_call``'s ``log``) may hold one."""
     import ast
     from pathlib import Path
 
@@ -229,5 +255,6 @@ def test_the_fan_out_loop_exists_in_offer_all_and_one_inlined_copy_only() -> Non
         visit(ast.parse(path.read_text()), "<module>")
     assert sorted(set(places)) == [
         ("workflow_traces/core/trace.py", "log"),
+        ("workflow_traces/pipeline/channel.py", "offer_after"),  # offer_all's rest after a refusal
         ("workflow_traces/pipeline/channel.py", "offer_all"),
     ]

@@ -130,9 +130,11 @@ def _log_call(levelno: int) -> _LogCall:
                         else:
                             ch.offer(rec)
             else:
+                ch = None  # offer_all goes on past a closed sink itself
                 offer_all(self.handler.targets, rec, levelno)
         except TraceClosedError as exc:
-            self.handler.refused(rec, exc)
+            # ``ch``, a sink closed on its own, refused ``rec``: the sinks after it take it.
+            self.handler.refused(rec, exc, levelno, ch)
         return None
 
     log.__name__ = level.lower()
@@ -236,8 +238,10 @@ class Trace:
         ValueError naming the level and the valid ones with fail_silently=False; otherwise the
         record is logged at WARNING and the level reported."""
         levelno = _writer_level(self.handler, level)
+        if levelno < self.level:
+            return
         exc = exception_fields(sys.exc_info()) if str(level).lower() == "exception" else None  # type: ignore[arg-type]
-        self._log(levelno, message, is_err, exc, stacklevel + 1)
+        self._record(levelno, message, is_err or levelno >= 40, exc, stacklevel + 1)
 
     def event(
         self,

@@ -17,6 +17,7 @@ under one shared deadline (registered with the first channel, removed with the l
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -155,22 +156,44 @@ def offer_all(
 
     With ``full`` (a list), nothing blocks: a sink whose buffer is full under the "block"
     policy is appended to ``full`` instead (``offer_nowait``), for the caller to wait on it
-    elsewhere (the async calls wait off the event loop)."""
-    if full is None and rec[-1] < _BIG:  # its size
-        for lvl, dq, ch in targets:
-            if levelno >= lvl:
-                if len(dq) < ch.wake_records:
-                    dq.append(rec)
-                else:
+    elsewhere (the async calls wait off the event loop).
+
+    A sink closed on its own raises TraceClosedError: the sinks after it still take ``rec``
+    (see :func:`offer_after`), then the error reaches the caller."""
+    try:
+        if full is None and rec[-1] < _BIG:  # its size
+            for lvl, dq, ch in targets:
+                if levelno >= lvl:
+                    if len(dq) < ch.wake_records:
+                        dq.append(rec)
+                    else:
+                        ch.offer(rec)
+        elif full is None:
+            for lvl, _, ch in targets:
+                if levelno >= lvl:
                     ch.offer(rec)
-    elif full is None:
-        for lvl, _, ch in targets:
-            if levelno >= lvl:
-                ch.offer(rec)
-    else:
-        for lvl, _, ch in targets:
-            if levelno >= lvl and not ch.offer_nowait(rec):
-                full.append(ch)
+        else:
+            for lvl, _, ch in targets:
+                if levelno >= lvl and not ch.offer_nowait(rec):
+                    full.append(ch)
+    except TraceClosedError:
+        offer_after(targets, ch, rec, levelno, full)
+        raise
+
+
+def offer_after(
+    targets: tuple[Target, ...],
+    refused_by: Any,
+    rec: RecordValues,
+    levelno: int,
+    full: list[Any] | None = None,
+) -> None:
+    """The rest of a fan-out that ``refused_by`` (a closed sink) interrupted: ``rec`` goes to
+    the targets after it. Later refusals are not raised again: the caller hears of one."""
+    sinks = [t[2] for t in targets]
+    if refused_by in sinks:  # (the targets may have been remade since)
+        with contextlib.suppress(TraceClosedError):
+            offer_all(targets[sinks.index(refused_by) + 1 :], rec, levelno, full)
 
 
 class _Waiter:

@@ -20,6 +20,7 @@ from workflow_traces.pipeline.channel import (
     Target,
     exiting,
     flush_all,
+    offer_after,
     offer_all,
     target,
 )
@@ -225,9 +226,19 @@ class MultiHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def refused(self, rec: RecordValues, exc: TraceClosedError) -> None:
+    def refused(
+        self,
+        rec: RecordValues,
+        exc: TraceClosedError,
+        levelno: int = 0,
+        refused_by: Any = None,
+    ) -> None:
         """A sink closed on its own refused ``rec`` (it raised ``exc``): ``exc`` reaches the
-        caller with fail_silently=False; otherwise the record is counted and reported."""
+        caller with fail_silently=False; otherwise the record is counted and reported. Given
+        the sink (``refused_by``, a fan-out it interrupted), the sinks after it take ``rec``
+        first."""
+        if refused_by is not None:
+            offer_after(self.targets, refused_by, rec, levelno)
         if not self.fail_silently:
             raise exc
         self._logged_after_close(as_record(rec))
