@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workflow_traces.integrations._dag_model import Stage, StageTimeoutError
+from ._dag_model import Stage, StageTimeoutError
 
 __all__ = ["_Call", "_call", "_inspect"]
 

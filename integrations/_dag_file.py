@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflow_traces.integrations.dag import Job, Stage, Workflow, WorkflowDefinitionError
-
 from workflow_traces import ConfigError
+
+from .dag import Job, Stage, Workflow, WorkflowDefinitionError
 
 __all__ = ["load", "workflow_from_dict"]
 

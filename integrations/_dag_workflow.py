@@ -12,9 +12,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import MappingProxyType
 from typing import Any
 
-from workflow_traces.integrations import plain
-from workflow_traces.integrations._dag_call import _Call, _call, _inspect
-from workflow_traces.integrations._dag_model import (
+from workflow_traces import ConfigError, SQLiteHandler, WorkflowFileHandler
+
+from . import plain
+from ._dag_call import _Call, _call, _inspect
+from ._dag_model import (
     Job,
     JobResult,
     Stage,
@@ -24,8 +26,6 @@ from workflow_traces.integrations._dag_model import (
     WorkflowResult,
     resolve_callable,
 )
-
-from workflow_traces import ConfigError, SQLiteHandler, WorkflowFileHandler
 
 __all__ = ["Workflow", "load_workflow"]
 
@@ -221,7 +221,7 @@ class Workflow:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Workflow:
         """Build from a mapping shaped like a definition file."""
-        from workflow_traces.integrations._dag_file import workflow_from_dict
+        from ._dag_file import workflow_from_dict
 
         return workflow_from_dict(data, source)
 
@@ -405,6 +405,6 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
     ``fn`` names a function by import path. The file's folder is put on ``sys.path`` first, so
     modules next to the definition import without installing them.
     """
-    from workflow_traces.integrations._dag_file import load
+    from ._dag_file import load
 
     return load(path)

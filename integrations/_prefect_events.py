@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from workflow_traces.integrations._prefect_runs import _lock, _Run, _TaskRun
-
-from workflow_traces.core.context import _SCOPE, Scope
+from workflow_traces.core.context import Scope, reset_scope, set_scope
 from workflow_traces.core.scoped import ScopedTrace
 from workflow_traces.diagnostics import report
+
+from ._prefect_runs import _lock, _Run, _TaskRun
 
 __all__ = ["PrefectStateError", "_finish", "_now", "_start", "_state_error", "_view"]
 
@@ -45,7 +45,7 @@ def _emit(
 ) -> None:
     if view is None:
         return
-    token = _SCOPE.set(scope)
+    token = set_scope(scope)
     try:
         view.event(kind, event, name=name, duration=duration, error=error, status=status)
     except Exception as exc:
@@ -54,7 +54,7 @@ def _emit(
             f"workflow-traces: the {kind} {event} event of {name!r} was not written: {exc!r}",
         )
     finally:
-        _SCOPE.reset(token)
+        reset_scope(token)
 
 
 def _view(run: _Run, scope: Scope, extras: dict[str, Any]) -> ScopedTrace:

@@ -11,9 +11,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from workflow_traces.integrations._prefect_events import _finish, _now, _start, _state_error, _view
-from workflow_traces.integrations._prefect_logs import HOOK_PREFIX, attach_logging
-from workflow_traces.integrations._prefect_runs import (
+from workflow_traces.diagnostics import report
+
+from ._prefect_events import _finish, _now, _start, _state_error, _view
+from ._prefect_logs import HOOK_PREFIX, attach_logging
+from ._prefect_runs import (
     _ensure_flow,
     _ensure_task,
     _extras_of,
@@ -24,8 +26,6 @@ from workflow_traces.integrations._prefect_runs import (
     _tasks,
     resolve_record,
 )
-
-from workflow_traces.diagnostics import report
 
 __all__ = ["FLOW_HOOKS", "TASK_HOOKS", "attach", "begin_call", "end_call", "install_hooks"]
 

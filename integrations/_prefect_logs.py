@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from workflow_traces.core.context import _SCOPE, Scope
+from workflow_traces.core.context import Scope, reset_scope, set_scope
 from workflow_traces.core.stdlib import from_log_record
 from workflow_traces.diagnostics import report
 from workflow_traces.pipeline.multi import MultiHandler
@@ -118,13 +118,13 @@ class PrefectRunHandler(logging.Handler):
 
     def _write(self, record: logging.LogRecord, route: Route) -> None:
         scope, handler, extras = route
-        token = _SCOPE.set(scope)
+        token = set_scope(scope)
         try:
             rec = from_log_record(
-                record, scope.run_id or "", scope.parent_run_id, handler._names, extras
+                record, scope.run_id or "", scope.parent_run_id, handler.names, extras
             )
         finally:
-            _SCOPE.reset(token)
+            reset_scope(token)
         handler.dispatch(rec)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
-from workflow_traces.integrations._prefect_logs import Route, replay_pending
 
 from workflow_traces import get_trace
 from workflow_traces.core.context import Scope
@@ -34,6 +33,8 @@ from workflow_traces.core.stdlib import user_extras
 from workflow_traces.core.trace import MultiTrace
 from workflow_traces.diagnostics import report
 from workflow_traces.pipeline.multi import MultiHandler
+
+from ._prefect_logs import Route, replay_pending
 
 __all__ = [
     "EXTRAS_ATTR",

@@ -39,7 +39,7 @@ Semantics:
 
 from __future__ import annotations
 
-from workflow_traces.integrations._dag_model import (
+from ._dag_model import (
     Job,
     JobResult,
     Stage,
@@ -50,7 +50,7 @@ from workflow_traces.integrations._dag_model import (
     WorkflowResult,
     resolve_callable,
 )
-from workflow_traces.integrations._dag_workflow import Workflow, load_workflow
+from ._dag_workflow import Workflow, load_workflow
 
 __all__ = [
     "Job",

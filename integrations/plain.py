@@ -38,8 +38,15 @@ from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from workflow_traces import get_trace
-from workflow_traces.core.context import _SCOPE, Scope
-from workflow_traces.core.scoped import _ACTIVE, ScopedTrace, active_trace
+from workflow_traces.core.context import (
+    Scope,
+    current_scope,
+    reset_active_trace,
+    reset_scope,
+    set_active_trace,
+    set_scope,
+)
+from workflow_traces.core.scoped import ScopedTrace, active_trace
 from workflow_traces.core.stdlib import CONFIG_KEYS, user_extras
 from workflow_traces.core.trace import MultiTrace
 
@@ -116,14 +123,14 @@ class _Scope:
             trace = self._open_workflow(outer)
         else:
             assert outer is not None
-            sc = _SCOPE.get()
+            sc = current_scope()
             ids = (outer.run_id, outer.parent_run_id)
             if self.kind == "job":
                 scope = Scope(sc.workflow_name, self.name, None, *ids)
             else:
                 scope = Scope(sc.workflow_name, sc.job_name, self.name, *ids)
             trace = outer.child(scope)
-        self._tokens = (_SCOPE.set(trace.scope), _ACTIVE.set(trace))
+        self._tokens = (set_scope(trace.scope), set_active_trace(trace))
         self.trace = trace
         self._t0 = time.perf_counter()
         try:
@@ -136,7 +143,7 @@ class _Scope:
         return trace
 
     def _open_workflow(self, outer: ScopedTrace | None) -> ScopedTrace:
-        sc = _SCOPE.get()
+        sc = current_scope()
         run_id = self.run_id or uuid.uuid4().hex
         parent = self.parent_run_id
         if parent is None and sc.run_id is not None and sc.run_id != run_id:
@@ -160,8 +167,8 @@ class _Scope:
     def _reset(self) -> None:
         if self._tokens is not None:
             scope_token, active_token = self._tokens
-            _ACTIVE.reset(active_token)
-            _SCOPE.reset(scope_token)
+            reset_active_trace(active_token)
+            reset_scope(scope_token)
             self._tokens = None
 
     def _finish(self, exc: BaseException | None) -> bool:
@@ -279,19 +286,19 @@ def _mark(name: str, kind: Literal["job", "stage"], event: str, reason: str) -> 
         return
     if kind not in ("job", "stage"):
         raise ValueError(f"kind: expected 'job' or 'stage', got {kind!r}")
-    sc = _SCOPE.get()
+    sc = current_scope()
     if kind == "job":
         scope = Scope(sc.workflow_name, name, None, sc.run_id, sc.parent_run_id)
     else:
         scope = Scope(sc.workflow_name, sc.job_name, name, sc.run_id, sc.parent_run_id)
-    token = _SCOPE.set(scope)
+    token = set_scope(scope)
     try:
         error: BaseException | None = None
         if reason:
             error = Skipped(reason) if event == "skipped" else asyncio.CancelledError(reason)
         trace.event(kind, event, name=name, error=error)
     finally:
-        _SCOPE.reset(token)
+        reset_scope(token)
 
 
 def mark_skipped(name: str, kind: Literal["job", "stage"] = "job", reason: str = "") -> None:

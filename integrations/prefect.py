@@ -61,26 +61,27 @@ if not __version__.startswith("3."):  # pragma: no cover - depends on the instal
         f"workflow_traces.integrations.prefect needs Prefect 3, found Prefect {__version__}"
     )
 
-from workflow_traces.integrations._prefect_events import PrefectStateError
-from workflow_traces.integrations._prefect_hooks import (
+from workflow_traces.core import context
+from workflow_traces.core.context import Scope
+from workflow_traces.core.scoped import ScopedTrace
+from workflow_traces.diagnostics import report
+
+from ._prefect_events import PrefectStateError
+from ._prefect_hooks import (
     FLOW_HOOKS,
     TASK_HOOKS,
     begin_call,
     end_call,
     install_hooks,
 )
-from workflow_traces.integrations._prefect_logs import PrefectRunHandler
-from workflow_traces.integrations._prefect_logs import attach_logging as _attach_logging
-from workflow_traces.integrations._prefect_runs import (
+from ._prefect_logs import PrefectRunHandler
+from ._prefect_logs import attach_logging as _attach_logging
+from ._prefect_runs import (
     EXTRAS_ATTR,
     flush_sinks,
     resolve_record,
     shutdown_sinks,
 )
-
-from workflow_traces.core.context import _SCOPE, Scope
-from workflow_traces.core.scoped import _ACTIVE, ScopedTrace
-from workflow_traces.diagnostics import report
 
 __all__ = [
     "PrefectStateError",
@@ -134,14 +135,14 @@ class _Call:
         if self.reg is not None and set_scope:
             scope: Scope = self.reg.scope
             view: ScopedTrace | None = self.reg.view
-            self.tokens = (_SCOPE.set(scope), _ACTIVE.set(view))
+            self.tokens = (context.set_scope(scope), context.set_active_trace(view))
 
     def exit(self, exc: BaseException | None) -> None:
         if self.tokens is not None:
             scope_token, active_token = self.tokens
             self.tokens = None
-            _ACTIVE.reset(active_token)
-            _SCOPE.reset(scope_token)
+            context.reset_active_trace(active_token)
+            context.reset_scope(scope_token)
         if self.reg is not None:
             try:
                 end_call(self.reg, exc)

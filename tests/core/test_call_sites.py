@@ -40,10 +40,31 @@ def _log_every_way(trace: Any) -> list[tuple[str, int | None]]:
         lines.append(("ainfo", _here() - 1))
         await trace.awriter("awriter", "warning")
         lines.append(("awriter", _here() - 1))
+        try:
+            raise KeyError("boom")
+        except KeyError:
+            await trace.aexception("aexception")
+            lines.append(("aexception", _here() - 1))
 
     asyncio.run(in_a_task())
     trace.event("stage", "started", name="s1")
     lines.append(("stage 's1' started", _here() - 1))
+
+    def helper(message: str, how: str) -> None:
+        """A wrapper that names its caller's line, the stdlib's way: stacklevel=2."""
+        if how == "info":
+            trace.info(message, stacklevel=2)
+        elif how == "writer":
+            trace.writer(message, "info", stacklevel=2)
+        else:
+            trace.event("stage", "succeeded", name=message, stacklevel=2)
+
+    helper("wrapped info", "info")
+    lines.append(("wrapped info", _here() - 1))
+    helper("wrapped writer", "writer")
+    lines.append(("wrapped writer", _here() - 1))
+    helper("s2", "event")
+    lines.append(("stage 's2' succeeded", _here() - 1))
     return lines
 
 
@@ -51,7 +72,7 @@ def _check(records: list[Any], lines: list[tuple[str, int | None]]) -> None:
     mine = [r for r in records if r.message in dict(lines)]
     assert [(r.message, r.lineno) for r in mine] == lines
     assert {r.filename for r in mine} == {__file__}
-    funcs = {"ainfo": "in_a_task", "awriter": "in_a_task"}
+    funcs = dict.fromkeys(("ainfo", "awriter", "aexception"), "in_a_task")
     assert [r.func_name for r in mine] == [funcs.get(m, "_log_every_way") for m, _ in lines]
 
 
@@ -83,7 +104,7 @@ def test_a_scoped_trace_names_the_line_and_stamps_its_scope(tmp_path: Path) -> N
         records = open_store(location).get_run("sites-2").records
         _check(records, lines)
         logs = [r for r in records if r.message in dict(lines) and r.kind == "log"]
-        assert len(logs) == len(lines) - 1  # all but the event, which names its own stage
+        assert len(logs) == len(lines) - 2  # all but the two events, which name their own stages
         assert {(r.workflow_name, r.stage_name) for r in logs} == {("wf", "st")}
         outer = [r for r in records if r.message == "from the workflow's trace"]
         assert [(r.stage_name, r.func_name) for r in outer] == [

@@ -21,6 +21,7 @@ from workflow_traces import (
     get_trace,
     open_store,
 )
+from workflow_traces.testing import capture_traces
 
 HOSTILE = [
     "a/b",
@@ -105,15 +106,17 @@ def test_hostile_run_ids_stay_inside(tmp_path: Path, sandbox: Path, run_id: str)
 
 
 @pytest.mark.parametrize(
-    "run_id",
-    ["a" * 300, "é" * 100, "\ud800", "x\udfffy", ""],
-    ids=["long", "long-encoded", "surrogate", "inner-surrogate", "empty"],
+    "run_id", ["\ud800", "x\udfffy", ""], ids=["surrogate", "inner-surrogate", "empty"]
 )
 def test_unusable_run_ids_are_refused_with_a_clear_error(sandbox: Path, run_id: str) -> None:
+    # (An over-long id is usable: it gets a shortened folder name, see
+    # tests/core/test_run_id_and_event_edges.py. An empty one given to get_trace means "make a
+    # new id"; given to a file handler, it is refused.)
     with pytest.raises(UnsafeRunIdError, match=r"^run_id: "):
         WorkflowFileHandler(run_id, base_path=sandbox / "logs")
-    with pytest.raises(ConfigError, match=r"run_id: "):
-        _trace(sandbox, run_id)
+    if run_id:
+        with pytest.raises(ConfigError, match=r"run_id: "):
+            _trace(sandbox, run_id)
     # Nothing was created for the refused run.
     assert not (sandbox / "logs").exists() or os.listdir(sandbox / "logs") == []
 
@@ -121,21 +124,21 @@ def test_unusable_run_ids_are_refused_with_a_clear_error(sandbox: Path, run_id: 
 def test_failing_silently_leaves_the_file_sink_out_for_an_unusable_run_id(
     sandbox: Path,
 ) -> None:
-    run_id = "z" * 300
-    trace = get_trace(
-        run_id,
-        extras={
-            "trace_type": "multi",
-            "handlers": [
-                {"type": "file", "path": str(sandbox / "logs")},
-                {"type": "sqlite", "path": str(sandbox / "t.db")},
-            ],
-        },
-    )
-    assert trace.handler_types == ["SQLiteHandler"]
-    trace.info("kept in SQLite")
-    trace.close()
-    assert list(record_ids(sandbox / "t.db", run_id).values()) == [1]
+    run_id = "z\ud800"  # a lone surrogate: no file name can hold it
+    with capture_traces() as captured:  # an in-memory sink, which takes any text
+        trace = get_trace(
+            run_id,
+            extras={
+                "trace_type": "multi",
+                "handlers": [{"type": "file", "path": str(sandbox / "logs")}],
+            },
+        )
+        # The file sink is left out; with no sink left, its place holder reports it (issue 11).
+        assert trace.handler_types == ["UnavailableHandler"]
+        assert [h.state for h in trace.health().values()] == ["unavailable"]
+        trace.info("kept in memory")
+        trace.close()
+    assert [(r.run_id, r.message) for r in captured] == [(run_id, "kept in memory")]
     assert not (sandbox / "logs").exists() or os.listdir(sandbox / "logs") == []
 
 

@@ -11,10 +11,38 @@ import os
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "EVENTS",
+    "F_DURATION",
+    "F_EVENT",
+    "F_EXC_MESSAGE",
+    "F_EXC_TRACEBACK",
+    "F_EXC_TYPE",
+    "F_EXTRAS",
+    "F_FILENAME",
+    "F_FUNC_NAME",
+    "F_HOST",
+    "F_IS_ERR",
+    "F_JOB_NAME",
+    "F_KIND",
+    "F_LEVEL",
+    "F_LEVELNO",
+    "F_LINENO",
+    "F_LOGGER",
+    "F_MESSAGE",
+    "F_PARENT_RUN_ID",
+    "F_PROCESS",
+    "F_RECORD_ID",
+    "F_RUN_ID",
+    "F_SCOPE",
+    "F_SIZE",
+    "F_STAGE_NAME",
+    "F_STATUS",
+    "F_THREAD",
+    "F_TIME_NS",
+    "F_WORKFLOW_NAME",
     "LEVELS",
     "SCOPES",
     "Record",
@@ -88,38 +116,39 @@ class Record(NamedTuple):
 #: A record's values as a plain tuple, in Record's field order: what the caller's thread queues.
 RecordValues = tuple[Any, ...]
 
-# Positions of Record's fields in a RecordValues tuple, for workers that index plain tuples
-# (tests check them against Record._fields).
-(
-    F_TIME_NS,
-    F_LEVEL,
-    F_LEVELNO,
-    F_MESSAGE,
-    F_RUN_ID,
-    F_PARENT_RUN_ID,
-    F_WORKFLOW_NAME,
-    F_JOB_NAME,
-    F_STAGE_NAME,
-    F_FILENAME,
-    F_LINENO,
-    F_FUNC_NAME,
-    F_PROCESS,
-    F_THREAD,
-    F_HOST,
-    F_RECORD_ID,
-    F_IS_ERR,
-    F_EXTRAS,
-    F_EXC_TYPE,
-    F_EXC_MESSAGE,
-    F_EXC_TRACEBACK,
-    F_KIND,
-    F_SCOPE,
-    F_EVENT,
-    F_STATUS,
-    F_DURATION,
-    F_LOGGER,
-    F_SIZE,
-) = range(28)
+# Positions of Record's fields in a RecordValues tuple, for code that indexes plain tuples (the
+# workers, the encoders' fast paths). Written as literals so that type checkers know each
+# position's field type; tests/core/test_record_layout.py proves they are Record's field order,
+# one per field, and that every tuple builder (core.trace, core.stdlib) follows it. A new field
+# goes into Record, here and into those builders, and nowhere else.
+F_TIME_NS: Final = 0
+F_LEVEL: Final = 1
+F_LEVELNO: Final = 2
+F_MESSAGE: Final = 3
+F_RUN_ID: Final = 4
+F_PARENT_RUN_ID: Final = 5
+F_WORKFLOW_NAME: Final = 6
+F_JOB_NAME: Final = 7
+F_STAGE_NAME: Final = 8
+F_FILENAME: Final = 9
+F_LINENO: Final = 10
+F_FUNC_NAME: Final = 11
+F_PROCESS: Final = 12
+F_THREAD: Final = 13
+F_HOST: Final = 14
+F_RECORD_ID: Final = 15
+F_IS_ERR: Final = 16
+F_EXTRAS: Final = 17
+F_EXC_TYPE: Final = 18
+F_EXC_MESSAGE: Final = 19
+F_EXC_TRACEBACK: Final = 20
+F_KIND: Final = 21
+F_SCOPE: Final = 22
+F_EVENT: Final = 23
+F_STATUS: Final = 24
+F_DURATION: Final = 25
+F_LOGGER: Final = 26
+F_SIZE: Final = 27
 
 _new = tuple.__new__
 

@@ -8,24 +8,22 @@ scope that opened the sinks closes them when it ends.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from workflow_traces.core import context
 from workflow_traces.core.context import _SCOPE, Scope
-from workflow_traces.core.record import Record, RecordValues, level_name
+from workflow_traces.core.record import F_EXTRAS, RecordValues, level_name
 from workflow_traces.core.trace import ExcFields, MultiTrace, Trace, _LogCall
-
-_EXTRAS = Record._fields.index("extras")
 
 __all__ = ["ScopedTrace", "active_trace"]
 
-_ACTIVE: ContextVar[ScopedTrace | None] = ContextVar("workflow_traces_active", default=None)
-
 
 def active_trace() -> ScopedTrace | None:
-    """The trace of the innermost workflow, job or stage scope in this thread or task."""
-    return _ACTIVE.get()
+    """The trace of the innermost workflow, job or stage scope in this thread or task (set by
+    the adapters with ``context.set_active_trace``)."""
+    trace: ScopedTrace | None = context.active_trace()
+    return trace
 
 
 def _through_record(levelno: int) -> _LogCall:
@@ -39,15 +37,15 @@ def _through_record(levelno: int) -> _LogCall:
         message: Any,
         _is_err: bool = levelno >= 40,
         _exc: ExcFields | None = None,
-        _depth: int = 1,
+        stacklevel: int = 1,
         _queue: bool = True,
     ) -> RecordValues | None:
         if _queue and self.record_extras is None and _SCOPE.get().run_id == self.run_id:
-            return trace_call(self, message, _is_err, _exc, _depth + 1)  # type: ignore[no-any-return]
+            return trace_call(self, message, _is_err, _exc, stacklevel + 1)  # type: ignore[no-any-return]
         if not _queue:
-            return self._record(levelno, message, _is_err, _exc, _depth + 1, False)
+            return self._record(levelno, message, _is_err, _exc, stacklevel + 1, False)
         if levelno >= self.level:
-            self._record(levelno, message, _is_err, _exc, _depth + 1)
+            self._record(levelno, message, _is_err, _exc, stacklevel + 1)
         return None
 
     log.__name__ = level_name(levelno).lower()
@@ -102,22 +100,21 @@ class ScopedTrace(MultiTrace):
         message: Any,
         is_err: bool,
         exc: tuple[str | None, str | None, str | None] | None,
-        depth: int,
+        stacklevel: int,
         queue: bool = True,
     ) -> RecordValues:
-        # One frame deeper than Trace._record expects: this override sits in between.
         if _SCOPE.get().run_id == self.run_id:
-            rec = Trace._record(self, levelno, message, is_err, exc, depth + 1, False)
+            rec = Trace._record(self, levelno, message, is_err, exc, stacklevel + 1, False)
         else:
             token = _SCOPE.set(self.scope)
             try:
-                rec = Trace._record(self, levelno, message, is_err, exc, depth + 1, False)
+                rec = Trace._record(self, levelno, message, is_err, exc, stacklevel + 1, False)
             finally:
                 _SCOPE.reset(token)
         if self.record_extras is not None:
-            rec = (*rec[:_EXTRAS], self.record_extras, *rec[_EXTRAS + 1 :])
+            rec = (*rec[:F_EXTRAS], self.record_extras, *rec[F_EXTRAS + 1 :])
         if queue:
-            self._queue(rec, levelno)
+            self.handler.offer(rec, levelno)
         return rec
 
     def close(self, timeout: float | None = 30.0) -> None:

@@ -1,4 +1,10 @@
-"""The trace API users call: ``get_trace``, ``Trace`` and ``MultiTrace``."""
+"""The trace API users call: ``get_trace``, ``Trace`` and ``MultiTrace``.
+
+Every log method takes ``stacklevel`` the stdlib's way (``logging.Logger.info``,
+``warnings.warn``): 1, the default, names the line that called the method; a helper that wraps
+the call passes 2 to name its own caller. Each internal step hands it on as ``stacklevel + 1``
+(one frame more), so no step counts frames by itself.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import ParseResult, urlparse
 
 from workflow_traces.core import record as _record
-from workflow_traces.core.context import _EMPTY, _SCOPE
+from workflow_traces.core.context import _EMPTY, _SCOPE, active_trace
 from workflow_traces.core.record import (
     Record,
     RecordValues,
@@ -36,8 +42,8 @@ _scope_get = _SCOPE.get
 ExcFields = tuple[str | None, str | None, str | None]
 
 
-#: A level's log call: (trace, message, _is_err, _exc, _depth, _queue) -> the record's values
-#: without _queue, None with it.
+#: A level's log call: (trace, message, _is_err, _exc, stacklevel, _queue) -> the record's
+#: values without _queue, None with it.
 _LogCall = Callable[..., Any]
 
 
@@ -48,14 +54,17 @@ def _log_call(levelno: int) -> _LogCall:
     Python call level costs the caller several percent (measured: building and queueing in
     separate calls cost 7% more, and a level method calling a shared builder another 8%).
     The leading-underscore arguments are for ``Trace._record``, the other paths' way in: with
-    ``_queue=False`` the call returns the record's values and queues nothing.
+    ``_queue=False`` the call returns the record's values and queues nothing. ``stacklevel``
+    is the stdlib's (see the module's docstring).
 
     It builds a record's values as a plain tuple in ``Record``'s field order and, with
-    ``_queue``, appends it to every sink whose level admits it (offer_all's loop, inlined for
-    the same reason). Sinks' buffers hold plain tuples: the garbage collector stops tracking a
-    tuple of plain values, but never a tuple subclass, and re-scanning every queued Record cost
-    the caller more than building it. Workers index the tuples, or make Records (``as_record``).
-    A level below the trace's queues nothing.
+    ``_queue``, appends it to every sink whose level admits it: the fan-out of
+    ``channel.offer_all``, inlined for the same reason. This is its one inlined copy, and
+    tests/core/test_fan_out.py checks that the two reach the same sinks the same way. Sinks'
+    buffers hold plain tuples: the garbage collector stops tracking a tuple of plain values,
+    but never a tuple subclass, and re-scanning every queued Record cost the caller more than
+    building it. Workers index the tuples, or make Records (``as_record``). A level below the
+    trace's queues nothing.
     """
     level = level_name(levelno)
 
@@ -64,12 +73,12 @@ def _log_call(levelno: int) -> _LogCall:
         message: Any,
         _is_err: bool = levelno >= 40,
         _exc: ExcFields | None = None,
-        _depth: int = 1,
+        stacklevel: int = 1,
         _queue: bool = True,
     ) -> RecordValues | None:
         if _queue and levelno < self.level:
             return None
-        frame = _getframe(_depth)
+        frame = _getframe(stacklevel)
         code = frame.f_code
         sc = _scope_get()
         if sc is _EMPTY:
@@ -112,18 +121,20 @@ def _log_call(levelno: int) -> _LogCall:
         )
         if not _queue:
             return rec
-        try:
-            if rec[-1] < _BIG:
-                for lvl, dq, ch in self.handler._targets:
+        try:  # offer_all(self.handler.targets, rec, levelno), inlined
+            if rec[-1] < _BIG:  # its size
+                for lvl, dq, ch in self.handler.targets:
                     if levelno >= lvl:
-                        if len(dq) < ch._wake_records:
+                        if len(dq) < ch.wake_records:
                             dq.append(rec)
                         else:
                             ch.offer(rec)
             else:
-                offer_all(self.handler._targets, rec, levelno)
+                ch = None  # offer_all goes on past a closed sink itself
+                offer_all(self.handler.targets, rec, levelno)
         except TraceClosedError as exc:
-            self.handler._refused(rec, exc)
+            # ``ch``, a sink closed on its own, refused ``rec``: the sinks after it take it.
+            self.handler.refused(rec, exc, levelno, ch)
         return None
 
     log.__name__ = level.lower()
@@ -175,37 +186,37 @@ class Trace:
         message: Any,
         is_err: bool,
         exc: ExcFields | None,
-        depth: int,
+        stacklevel: int,
         queue: bool = True,
     ) -> RecordValues:
         """Build a record's values, a plain tuple in ``Record``'s field order, and with
-        ``queue`` put it on every sink whose level admits it. ``depth`` counts the frames from
-        here to the user's call. The paths other than ``info`` and its siblings come here: the
-        work is the level's log call (see ``_log_call``), one frame further down."""
+        ``queue`` put it on every sink whose level admits it (``MultiHandler.offer``). The
+        paths other than ``info`` and its siblings come here: the work is the level's log call
+        (see ``_log_call``), one frame further down."""
         call = _LOG_CALLS.get(levelno) or _log_call(levelno)
-        rec: RecordValues = call(self, message, is_err, exc, depth + 1, False)
+        rec: RecordValues = call(self, message, is_err, exc, stacklevel + 1, False)
         if queue:
-            self._queue(rec, levelno)
+            self.handler.offer(rec, levelno)
         return rec
 
-    def _queue(self, rec: RecordValues, levelno: int) -> None:
-        """Put ``rec`` on every sink whose level admits it."""
-        try:
-            offer_all(self.handler._targets, rec, levelno)
-        except TraceClosedError as exc:
-            self.handler._refused(rec, exc)
-
-    def _log(self, levelno: int, message: Any, is_err: bool = False, exc: Any = None) -> None:
+    def _log(
+        self,
+        levelno: int,
+        message: Any,
+        is_err: bool = False,
+        exc: Any = None,
+        stacklevel: int = 1,
+    ) -> None:
         if levelno >= self.level:
-            self._record(levelno, message, is_err or levelno >= 40, exc, 3)
+            self._record(levelno, message, is_err or levelno >= 40, exc, stacklevel + 1)
 
     if TYPE_CHECKING:  # what type checkers see; the calls are made by _log_call
 
-        def debug(self, message: Any) -> None: ...
-        def info(self, message: Any) -> None: ...
-        def warning(self, message: Any) -> None: ...
-        def error(self, message: Any) -> None: ...
-        def critical(self, message: Any) -> None: ...
+        def debug(self, message: Any, *, stacklevel: int = 1) -> None: ...
+        def info(self, message: Any, *, stacklevel: int = 1) -> None: ...
+        def warning(self, message: Any, *, stacklevel: int = 1) -> None: ...
+        def error(self, message: Any, *, stacklevel: int = 1) -> None: ...
+        def critical(self, message: Any, *, stacklevel: int = 1) -> None: ...
 
     else:
         debug = _log_call(10)
@@ -214,18 +225,23 @@ class Trace:
         error = _log_call(40)
         critical = _log_call(50)
 
-    def exception(self, message: Any) -> None:
+    def exception(self, message: Any, *, stacklevel: int = 1) -> None:
         """Log at ERROR with the exception being handled, its type, message and traceback."""
-        self._log(40, message, True, exception_fields(sys.exc_info()))  # type: ignore[arg-type]
+        exc = exception_fields(sys.exc_info())  # type: ignore[arg-type]
+        self._log(40, message, True, exc, stacklevel + 1)
 
-    def writer(self, message: Any, level: str | int, is_err: bool = False) -> None:
+    def writer(
+        self, message: Any, level: str | int, is_err: bool = False, *, stacklevel: int = 1
+    ) -> None:
         """Log ``message`` at ``level`` (a name such as "info", or a number). ``is_err`` sends
         it to the error stream of text sinks whatever its level. An unknown level name raises
         ValueError naming the level and the valid ones with fail_silently=False; otherwise the
         record is logged at WARNING and the level reported."""
         levelno = _writer_level(self.handler, level)
+        if levelno < self.level:
+            return
         exc = exception_fields(sys.exc_info()) if str(level).lower() == "exception" else None  # type: ignore[arg-type]
-        self._log(levelno, message, is_err, exc)
+        self._record(levelno, message, is_err or levelno >= 40, exc, stacklevel + 1)
 
     def event(
         self,
@@ -235,26 +251,34 @@ class Trace:
         name: str | None = None,
         status: str | None = None,
         duration: float | None = None,
-        error: BaseException | None = None,
+        error: BaseException | str | None = None,
+        stacklevel: int = 1,
     ) -> Record:
         """Log a lifecycle event: ``scope`` is workflow/job/stage, ``event`` one of started,
-        succeeded, failed, skipped, cancelled. Returns the record queued."""
+        succeeded, failed, skipped, cancelled. ``error`` is an exception (its type, message
+        and traceback are kept) or a text saying what went wrong. Returns the record queued."""
         if scope not in _record.SCOPES:
             raise ValueError(f"scope: expected one of {', '.join(_record.SCOPES)}, got {scope!r}")
         if event not in _record.EVENTS:
             raise ValueError(f"event: expected one of {', '.join(_record.EVENTS)}, got {event!r}")
         status = status or ("running" if event == "started" else event)
         levelno = 40 if event == "failed" else 20
-        exc = None
-        if error is not None:
+        exc: ExcFields | None = None
+        if isinstance(error, BaseException):
             exc = exception_fields((type(error), error, error.__traceback__))
+        elif error is not None:
+            error = _text(error)
+            exc = (None, error, None)
         label = name or "?"
         text = f"{scope} {label!r} {event}"
         if duration is not None:
             text += f" in {duration:.3f}s"
-        if error is not None:
+        if isinstance(error, BaseException):
             text += f": {type(error).__name__}: {error}"
-        rec = as_record(self._record(levelno, text, levelno >= 40, exc, 2, queue=False))._replace(
+        elif error:
+            text += f": {error}"
+        values = self._record(levelno, text, levelno >= 40, exc, stacklevel + 1, queue=False)
+        rec = as_record(values)._replace(
             kind="event", scope=scope, event=event, status=status, duration=duration
         )
         if name is not None:
@@ -264,46 +288,49 @@ class Trace:
                 rec = rec._replace(job_name=name)
             else:
                 rec = rec._replace(stage_name=name)
-        for lvl, _, ch in self.handler._targets:
-            if levelno >= lvl:
-                ch.offer(rec)
+        self.handler.offer(rec, levelno)
         return rec
 
     # -- async twins: queue without blocking the event loop --------------------------------------
-    async def awriter(self, message: Any, level: str | int, is_err: bool = False) -> None:
-        await self._alog(_writer_level(self.handler, level), message, is_err)
+    async def awriter(
+        self, message: Any, level: str | int, is_err: bool = False, *, stacklevel: int = 1
+    ) -> None:
+        await self._alog(_writer_level(self.handler, level), message, is_err, stacklevel + 1)
 
-    async def _alog(self, levelno: int, message: Any, is_err: bool = False) -> None:
+    async def _alog(
+        self, levelno: int, message: Any, is_err: bool = False, stacklevel: int = 1
+    ) -> None:
         if levelno < self.level:
             return
-        rec = self._record(levelno, message, is_err or levelno >= 40, None, 3, queue=False)
-        try:
-            for lvl, _, ch in self.handler._targets:
-                if levelno >= lvl and not ch.offer_nowait(rec):
-                    # The buffer is full and the policy is to block: wait off the loop.
-                    import asyncio  # here, not at the top: it costs ~30 ms of import time
+        rec = self._record(levelno, message, is_err or levelno >= 40, None, stacklevel + 1, False)
+        full: list[Any] = []
+        self.handler.offer(rec, levelno, full)
+        if full:  # those buffers are full and their policy is to block: wait off the loop
+            import asyncio  # here, not at the top: it costs ~30 ms of import time
 
+            for ch in full:
+                try:
                     await asyncio.to_thread(ch.offer, rec)
-        except TraceClosedError as exc:
-            self.handler._refused(rec, exc)
+                except TraceClosedError as exc:
+                    self.handler.refused(rec, exc)
 
-    async def adebug(self, message: Any) -> None:
-        await self._alog(10, message)
+    async def adebug(self, message: Any, *, stacklevel: int = 1) -> None:
+        await self._alog(10, message, False, stacklevel + 1)
 
-    async def ainfo(self, message: Any) -> None:
-        await self._alog(20, message)
+    async def ainfo(self, message: Any, *, stacklevel: int = 1) -> None:
+        await self._alog(20, message, False, stacklevel + 1)
 
-    async def awarning(self, message: Any) -> None:
-        await self._alog(30, message)
+    async def awarning(self, message: Any, *, stacklevel: int = 1) -> None:
+        await self._alog(30, message, False, stacklevel + 1)
 
-    async def aerror(self, message: Any) -> None:
-        await self._alog(40, message)
+    async def aerror(self, message: Any, *, stacklevel: int = 1) -> None:
+        await self._alog(40, message, False, stacklevel + 1)
 
-    async def acritical(self, message: Any) -> None:
-        await self._alog(50, message)
+    async def acritical(self, message: Any, *, stacklevel: int = 1) -> None:
+        await self._alog(50, message, False, stacklevel + 1)
 
-    async def aexception(self, message: Any) -> None:
-        self.exception(message)
+    async def aexception(self, message: Any, *, stacklevel: int = 1) -> None:
+        self.exception(message, stacklevel=stacklevel + 1)
 
     # -- handlers --------------------------------------------------------------------------------
     def add_handler(self, handler: logging.Handler) -> None:
@@ -417,15 +444,17 @@ def get_trace(
 ) -> MultiTrace:
     """A trace for ``run_id``, its sinks built from ``extras`` (``trace_type`` and, for
     "multi", ``handlers``) over the TRACE_* settings. Inside a scope, a missing run_id and
-    parent_run_id come from the scope; otherwise a run_id is generated.
+    parent_run_id come from the scope; otherwise a run_id is generated. An empty run_id or
+    parent_run_id counts as missing.
 
     Inside a workflow scope of the plain or DAG adapter, ``get_trace()`` with no extras (and no
     run id, or the scope's) returns that workflow's trace, stamped with the current names: no
     new sinks are opened, and its ``close()`` only flushes."""
-    from workflow_traces.core.scoped import active_trace
     from workflow_traces.settings.factory import build_handlers
 
-    active = active_trace()
+    run_id = run_id or None  # "" means no run id, as None does
+    parent_run_id = parent_run_id or None
+    active: MultiTrace | None = active_trace()
     if (
         active is not None
         and not extras

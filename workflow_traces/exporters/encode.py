@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import F_SIZE, F_TIME_NS, Record
 
 __all__ = [
     "clean_text",
@@ -91,14 +91,14 @@ def iso_utc(time_ns: int) -> str:
     return "%s.%06d+00:00" % (cached[1], time_ns // 1000 % 1_000_000)  # noqa: UP031 - faster
 
 
-_DICT_KEYS = Record._fields[:-1]  # all but the in-memory size estimate
+_DICT_KEYS = Record._fields[:F_SIZE]  # all but the in-memory size estimate
 
 
 def record_to_dict(rec: Record) -> dict[str, Any]:
     """The record as a flat JSON-ready dict: an ISO-8601 UTC ``timestamp``, then every field
     under its own name. Off the hot paths (the spool, and the network encoders' per-context
     templates)."""
-    d: dict[str, Any] = {"timestamp": iso_utc(rec[0])}
+    d: dict[str, Any] = {"timestamp": iso_utc(rec[F_TIME_NS])}
     d.update(zip(_DICT_KEYS, rec, strict=False))
     return d
 

@@ -17,6 +17,7 @@ exclusive ``flock``, so lines from many threads and processes never interleave.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import time
@@ -40,6 +41,7 @@ from workflow_traces.core.record import (
     F_MESSAGE,
     F_RECORD_ID,
     F_RUN_ID,
+    F_SIZE,
     F_STAGE_NAME,
     F_TIME_NS,
     F_WORKFLOW_NAME,
@@ -67,14 +69,20 @@ RECORDS_FILE = "traces.jsonl"
 _PREFIX = "run_id="
 _MAX_NAME = 200
 _SAFE = re.compile(r"[A-Za-z0-9_.\-]+")
+#: Marks a shortened name; never in an encoded id ("+" is percent-encoded).
+_SHORTENED = "+"
+_DIGEST_CHARS = 32
 
 
 def run_dir_name(run_id: str) -> str:
-    """The folder name for ``run_id``: always one plain path component.
+    """The folder name for ``run_id``: always one plain path component of at most 200 ASCII
+    characters (file systems take 255 bytes).
 
     Characters outside ``[A-Za-z0-9_.-]`` are percent-encoded (so ``/``, ``..`` segments and NUL
     cannot act as path syntax) and the ``run_id=`` prefix means the name is never ``.`` or
-    ``..``. Ids that would make a name longer than 200 characters are refused.
+    ``..``. An id too long for that keeps its first characters, then ``+`` and a digest of the
+    whole id, so distinct ids keep distinct folders; the records keep the full id, and
+    :func:`run_id_from_dir` reads it from them.
     """
     if not isinstance(run_id, str) or not run_id:
         raise UnsafeRunIdError(f"run_id: expected a non-empty string, got {run_id!r}")
@@ -89,17 +97,49 @@ def run_dir_name(run_id: str) -> str:
             ) from None
     name = _PREFIX + encoded
     if len(name) > _MAX_NAME:
-        raise UnsafeRunIdError(
-            f"run_id: expected at most {_MAX_NAME - len(_PREFIX)} characters once encoded, "
-            f"got {len(encoded)}"
-        )
+        digest = hashlib.sha256(run_id.encode()).hexdigest()[:_DIGEST_CHARS]
+        head = encoded[: _MAX_NAME - len(_PREFIX) - len(_SHORTENED) - _DIGEST_CHARS]
+        cut = head.rfind("%", len(head) - 2)
+        if cut >= 0:  # not in the middle of a %XX escape
+            head = head[:cut]
+        name = f"{_PREFIX}{head}{_SHORTENED}{digest}"
     return name
 
 
-def run_id_from_dir(name: str) -> str | None:
+def run_id_from_dir(entry: str | os.PathLike[str]) -> str | None:
+    """The run id of a run folder (its name or its path), or None if it is not one. A
+    shortened name (see :func:`run_dir_name`) holds only part of the id: given the folder's
+    path, the full id is read from its records; given the name alone, it is None."""
+    name = entry if isinstance(entry, str) else os.path.basename(os.fspath(entry))
     if not name.startswith(_PREFIX):
         return None
-    return unquote(name[len(_PREFIX) :])
+    if _SHORTENED not in name:
+        return unquote(name[len(_PREFIX) :])
+    if isinstance(entry, str):
+        return None
+    run_id = _first_run_id(Path(entry) / RECORDS_FILE)
+    return run_id if run_id is not None and run_dir_name(run_id) == name else None
+
+
+def _first_run_id(path: Path) -> str | None:
+    """The run id of the first record in a traces.jsonl file, reading no further."""
+    at = F_RUN_ID
+    try:
+        with open(path, "rb") as fh:
+            for line in fh:
+                try:
+                    value = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(value, dict) and "fields" in value:
+                    fields = value["fields"]
+                    at = fields.index("run_id") if "run_id" in fields else -1
+                elif isinstance(value, list) and 0 <= at < len(value):
+                    run_id = value[at]
+                    return run_id if isinstance(run_id, str) else None
+    except OSError:
+        return None
+    return None
 
 
 def run_dir(base: Path, run_id: str) -> Path:
@@ -223,7 +263,7 @@ class _RunFiles:
 
 
 #: The fields of each array in traces.jsonl, in order.
-RECORD_FIELDS: tuple[str, ...] = Record._fields[:-1]  # all but the in-memory size estimate
+RECORD_FIELDS: tuple[str, ...] = Record._fields[:F_SIZE]  # all but the in-memory size estimate
 #: Version 2: a record id may be a number, the counter part of an id whose prefix the latest
 #: ``{"id_prefix": ...}`` line gives (each batch starts with one). Version 1 held whole ids.
 HEADER = dumps({"format": "workflow-traces", "version": 2, "fields": list(RECORD_FIELDS)})
@@ -308,11 +348,11 @@ def _json_lines(recs: Sequence[RecordValues]) -> bytes:
     buf = bytearray(_id_prefix_line())
     try:
         for rec in recs:
-            buf += _dumps(rec[:-1], option=_NEWLINE)
+            buf += _dumps(rec[:F_SIZE], option=_NEWLINE)
     except (TypeError, RecursionError):  # odd extras: encode each record the safe way
         buf = bytearray(_id_prefix_line())
         for rec in recs:
-            buf += dumps(rec[:-1]) + b"\n"
+            buf += dumps(rec[:F_SIZE]) + b"\n"
     return bytes(buf)
 
 

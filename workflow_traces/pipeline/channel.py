@@ -17,6 +17,7 @@ under one shared deadline (registered with the first channel, removed with the l
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -128,7 +129,7 @@ class Tap:
     always takes the ``offer`` path of :func:`offer_all`."""
 
     _dq: tuple[()] = ()
-    _wake_records = 0
+    wake_records = 0
 
     def offer(self, rec: RecordValues) -> None:
         raise NotImplementedError
@@ -150,20 +151,58 @@ def target(level: int, ch: Any) -> Target:
     return (level, ch._dq, ch)
 
 
-def offer_all(targets: tuple[Target, ...], rec: RecordValues, levelno: int) -> None:
-    """Queue ``rec`` on every target whose level admits it: ``Channel.offer``'s common case
-    inlined, one function call for all the sinks instead of one per sink."""
-    if rec[-1] < _BIG:  # its size
-        for lvl, dq, ch in targets:
-            if levelno >= lvl:
-                if len(dq) < ch._wake_records:
-                    dq.append(rec)
-                else:
+def offer_all(
+    targets: tuple[Target, ...], rec: RecordValues, levelno: int, full: list[Any] | None = None
+) -> None:
+    """The fan-out: queue ``rec`` on every target whose level admits ``levelno``. Every way in
+    comes here (through ``MultiHandler.offer``), but for the one copy inlined in the hot path
+    (``core.trace._log_call``).
+
+    ``Channel.offer``'s common case is inlined, one function call for all the sinks instead of
+    one per sink: while a buffer holds fewer than its channel's ``wake_records`` records, a
+    small record is appended to it directly (nothing to wake, no room to check); otherwise
+    ``offer`` decides (wake the worker, apply the overflow policy, refuse after close).
+
+    With ``full`` (a list), nothing blocks: a sink whose buffer is full under the "block"
+    policy is appended to ``full`` instead (``offer_nowait``), for the caller to wait on it
+    elsewhere (the async calls wait off the event loop).
+
+    A sink closed on its own raises TraceClosedError: the sinks after it still take ``rec``
+    (see :func:`offer_after`), then the error reaches the caller."""
+    try:
+        if full is None and rec[-1] < _BIG:  # its size
+            for lvl, dq, ch in targets:
+                if levelno >= lvl:
+                    if len(dq) < ch.wake_records:
+                        dq.append(rec)
+                    else:
+                        ch.offer(rec)
+        elif full is None:
+            for lvl, _, ch in targets:
+                if levelno >= lvl:
                     ch.offer(rec)
-    else:
-        for lvl, _, ch in targets:
-            if levelno >= lvl:
-                ch.offer(rec)
+        else:
+            for lvl, _, ch in targets:
+                if levelno >= lvl and not ch.offer_nowait(rec):
+                    full.append(ch)
+    except TraceClosedError:
+        offer_after(targets, ch, rec, levelno, full)
+        raise
+
+
+def offer_after(
+    targets: tuple[Target, ...],
+    refused_by: Any,
+    rec: RecordValues,
+    levelno: int,
+    full: list[Any] | None = None,
+) -> None:
+    """The rest of a fan-out that ``refused_by`` (a closed sink) interrupted: ``rec`` goes to
+    the targets after it. Later refusals are not raised again: the caller hears of one."""
+    sinks = [t[2] for t in targets]
+    if refused_by in sinks:  # (the targets may have been remade since)
+        with contextlib.suppress(TraceClosedError):
+            offer_all(targets[sinks.index(refused_by) + 1 :], rec, levelno, full)
 
 
 class _Waiter:
@@ -217,7 +256,9 @@ class Channel:
         # The worker wakes every flush_interval, or early once the buffer is 3/4 full (or holds
         # about wake_bytes), so a burst is absorbed without the worker competing with the caller
         # for the GIL; then it writes in batches of batch_records / batch_bytes.
-        self._wake_records = max(1, capacity * 3 // 4)
+        #: Below this many queued records an owner may append straight to the buffer (see
+        #: ``offer_all``); 0 once closed, so every offer takes the slow path.
+        self.wake_records = max(1, capacity * 3 // 4)
         self._wake_bytes = wake_bytes
         self._retry = retry or RetryPolicy()
         self._written = 0
@@ -270,7 +311,7 @@ class Channel:
         """Queue ``rec`` for writing. Never does I/O; blocks only under the "block" policy when
         the buffer is full, and then at most ``block_timeout`` seconds."""
         dq = self._dq
-        if len(dq) < self._wake_records and rec[-1] < _BIG:  # rec.size: the common case
+        if len(dq) < self.wake_records and rec[-1] < _BIG:  # rec.size: the common case
             dq.append(rec)
             return
         self._offer_slow(rec)
@@ -286,7 +327,7 @@ class Channel:
         dq.append(rec)
         if rec[-1] >= _BIG:
             self._pending_bytes += rec[-1]
-        if (queued >= self._wake_records or self._pending_bytes >= self._wake_bytes) and (
+        if (queued >= self.wake_records or self._pending_bytes >= self._wake_bytes) and (
             not self._wake.is_set()
         ):
             self._wake.set()
@@ -362,7 +403,7 @@ class Channel:
                 return
             self._closed = True
             self._capacity = 0  # every later offer() takes the slow path, which refuses it
-            self._wake_records = 0
+            self.wake_records = 0
         self._deadline = None if timeout is None else time.monotonic() + timeout
         marker = self.request_flush(stop=True)
         if not self.wait(marker, timeout):

@@ -20,6 +20,7 @@ from workflow_traces.pipeline.channel import (
     Target,
     exiting,
     flush_all,
+    offer_after,
     offer_all,
     target,
 )
@@ -80,8 +81,10 @@ class MultiHandler(logging.Handler):
         self._record_extras = user_extras(self.extras)
         self.handlers: list[logging.Handler] = []
         self._channels: dict[int, Channel] = {}
-        #: (level, buffer, Channel or Tap) per sink: what ``offer_all`` takes.
-        self._targets: tuple[Target, ...] = ()
+        #: The sinks as the fan-out takes them (``offer_all``): (level, buffer, Channel or Tap)
+        #: per sink, remade whenever a handler is added or removed, a level changes, or this
+        #: handler closes. Read it; do not assign it.
+        self.targets: tuple[Target, ...] = ()
         self._closed = False
         self._after_close = 0
         self._after_close_lock = threading.Lock()
@@ -99,6 +102,7 @@ class MultiHandler(logging.Handler):
             for child in built:  # stop the workers of the children built here
                 child.close()
             raise
+        self._rebuild()  # with no handlers at all, the taps (capture_traces) still take records
 
     def _child(self, item: Any, index: int) -> logging.Handler | None:
         if isinstance(item, logging.Handler):
@@ -131,11 +135,11 @@ class MultiHandler(logging.Handler):
 
     def _rebuild(self) -> None:
         if self._closed:
-            self._targets = (target(0, _Closed(self)),)
+            self.targets = (target(0, _Closed(self)),)
         else:
             # Our handlers tell us when their level changes (see BufferedHandler.setLevel); any
             # other handler's level is checked on its worker, when the record is written.
-            self._targets = tuple(
+            self.targets = tuple(
                 target(h.level if isinstance(h, BufferedHandler) else 0, self._channel_of(h))
                 for h in self.handlers
             ) + tuple(target(0, tap) for tap in TAPS)
@@ -182,13 +186,26 @@ class MultiHandler(logging.Handler):
     def handler_types(self) -> list[str]:
         return [type(h).__name__ for h in self.handlers]
 
+    @property
+    def names(self) -> tuple[str | None, str | None, str | None]:
+        """The workflow, job and stage names its records default to (from ``extras``), for
+        building records outside any scope (see ``core.stdlib.from_log_record``)."""
+        return self._names
+
     # -- taking records ------------------------------------------------------------------------
+    def offer(self, rec: RecordValues, levelno: int, full: list[Any] | None = None) -> None:
+        """Queue ``rec`` (a Record or its plain values) on every sink whose level admits
+        ``levelno``: the fan-out (``offer_all``) that every way in uses. A sink closed on its
+        own refuses it (see :meth:`refused`). With ``full``, nothing blocks: sinks whose buffer
+        is full under the "block" policy are put in ``full`` instead."""
+        try:
+            offer_all(self.targets, rec, levelno, full)
+        except TraceClosedError as exc:
+            self.refused(rec, exc)
+
     def dispatch(self, rec: Record) -> None:
         """Queue ``rec`` on every sink whose level admits it."""
-        levelno = rec.levelno
-        for lvl, _, ch in self._targets:
-            if levelno >= lvl:
-                ch.offer(rec)
+        self.offer(rec, rec.levelno)
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: every sink's buffer is safe to append to from any thread.
@@ -202,16 +219,26 @@ class MultiHandler(logging.Handler):
             rec = log_record_values(
                 record, self.run_id, self.parent_run_id, self._names, self._record_extras
             )
-            offer_all(self._targets, rec, record.levelno)
+            offer_all(self.targets, rec, record.levelno)
         except TraceClosedError:
             if not self.fail_silently:
                 raise
         except Exception:
             self.handleError(record)
 
-    def _refused(self, rec: RecordValues, exc: TraceClosedError) -> None:
-        """``rec`` was logged after a sink closed: ``exc`` reaches the caller with
-        fail_silently=False; otherwise the record is counted and reported."""
+    def refused(
+        self,
+        rec: RecordValues,
+        exc: TraceClosedError,
+        levelno: int = 0,
+        refused_by: Any = None,
+    ) -> None:
+        """A sink closed on its own refused ``rec`` (it raised ``exc``): ``exc`` reaches the
+        caller with fail_silently=False; otherwise the record is counted and reported. Given
+        the sink (``refused_by``, a fan-out it interrupted), the sinks after it take ``rec``
+        first."""
+        if refused_by is not None:
+            offer_after(self.targets, refused_by, rec, levelno)
         if not self.fail_silently:
             raise exc
         self._logged_after_close(as_record(rec))

@@ -280,7 +280,7 @@ class FileStore(Store):
 
         ids = []
         for entry in os.scandir(self.base):
-            run_id = run_id_from_dir(entry.name) if entry.is_dir() else None
+            run_id = run_id_from_dir(entry) if entry.is_dir() else None
             if run_id is not None:
                 ids.append(run_id)
         return ids

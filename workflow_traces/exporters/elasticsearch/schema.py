@@ -34,7 +34,30 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from workflow_traces.core.record import LEVELS, Record
+from workflow_traces.core.record import (
+    F_EXC_TYPE,
+    F_EXTRAS,
+    F_FILENAME,
+    F_FUNC_NAME,
+    F_HOST,
+    F_IS_ERR,
+    F_JOB_NAME,
+    F_LEVEL,
+    F_LEVELNO,
+    F_LINENO,
+    F_LOGGER,
+    F_MESSAGE,
+    F_PARENT_RUN_ID,
+    F_PROCESS,
+    F_RECORD_ID,
+    F_RUN_ID,
+    F_STAGE_NAME,
+    F_THREAD,
+    F_TIME_NS,
+    F_WORKFLOW_NAME,
+    LEVELS,
+    Record,
+)
 from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import json_text
 
@@ -346,10 +369,27 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
 
 _ACTIONS = {"index": '{"index":{"_id":', "create": '{"create":{"_id":'}
 _VARYING = ("@timestamp", "time_ns", "message", "record_id")
-#: exc_type, exc_message, exc_traceback, kind, scope, event, status, duration of a log line.
+#: exc_type, exc_message, exc_traceback, kind, scope, event, status, duration of a log line
+#: (the fields from F_EXC_TYPE up to F_LOGGER).
 _PLAIN = (None, None, None, "log", None, None, None, None)
 #: The other fields of a log line's context (all but time_ns, message, record_id, extras).
-_CONTEXT = itemgetter(1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 26)
+_CONTEXT = itemgetter(
+    F_LEVEL,
+    F_LEVELNO,
+    F_RUN_ID,
+    F_PARENT_RUN_ID,
+    F_WORKFLOW_NAME,
+    F_JOB_NAME,
+    F_STAGE_NAME,
+    F_FILENAME,
+    F_LINENO,
+    F_FUNC_NAME,
+    F_PROCESS,
+    F_THREAD,
+    F_HOST,
+    F_IS_ERR,
+    F_LOGGER,
+)
 
 # The JSON of everything but the varying fields, per context (call site, run, thread, level,
 # extras object): log lines from one place of one run share it. Each entry keeps its extras
@@ -380,24 +420,24 @@ def encode_actions(batch: Sequence[Record], op: str, service_name: str | None = 
     out: list[str] = []
     append = out.append
     for rec in batch:
-        extras = rec[17]
-        if rec[18:26] == _PLAIN and (extras is None or extras is last_extras):
+        extras = rec[F_EXTRAS]
+        if rec[F_EXC_TYPE:F_LOGGER] == _PLAIN and (extras is None or extras is last_extras):
             key = (service_name, id(extras), _CONTEXT(rec))
             hit = contexts.get(key)
             if hit is None or hit[0] is not extras:
                 if len(contexts) >= _CACHE_MAX:
                     contexts.clear()
                 hit = contexts[key] = (extras, _context(rec, service_name))
-            time_ns = rec[0]
+            time_ns = rec[F_TIME_NS]
             if time_ns // 1_000_000_000 != second:
                 stamp = timestamp_ns(time_ns)
                 second, prefix = _second_text
             else:
                 stamp = f"{prefix}.{time_ns % 1_000_000_000:09d}Z"
-            record_id = json_text(rec[15])
+            record_id = json_text(rec[F_RECORD_ID])
             append(
                 f'{action}{record_id}}}}}\n{{"@timestamp":"{stamp}","time_ns":{time_ns},'
-                f'"message":{json_text(rec[3])},"record_id":{record_id},{hit[1]}}}\n'
+                f'"message":{json_text(rec[F_MESSAGE])},"record_id":{record_id},{hit[1]}}}\n'
             )
             continue
         if extras is not None:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import F_MESSAGE, F_RECORD_ID, F_TIME_NS, Record
 from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import (
     Contexts,
@@ -201,12 +201,12 @@ def encode_datadog(
     room = max_entry - 64  # the record_id and the timestamp take less
     for rec in batch:
         found = get(rec)
-        message = rec[3]
+        message = rec[F_MESSAGE]
         if found is not None and found[1] + 6 * len(message) < room:
             p = found[0]
             text = (
-                f"{p[0]}{json_text(message)}{p[1]}{rec[0] // 1_000_000}{p[2]}"
-                f"{json_text(rec[15])}{p[3]}"
+                f"{p[0]}{json_text(message)}{p[1]}{rec[F_TIME_NS] // 1_000_000}{p[2]}"
+                f"{json_text(rec[F_RECORD_ID])}{p[3]}"
             )
         else:
             data = _encoded(datadog_entry(rec, service, tags), max_entry)

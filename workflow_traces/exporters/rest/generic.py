@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import F_MESSAGE, F_RECORD_ID, F_TIME_NS, Record
 from workflow_traces.exporters.encode import dumps, iso_utc, record_to_dict
 from workflow_traces.exporters.rest.payload import (
     Contexts,
@@ -47,10 +47,10 @@ def encode_generic(
     for rec in batch:
         p = get(rec)
         if p is not None:
-            time_ns = rec[0]
+            time_ns = rec[F_TIME_NS]
             text = (
-                f'{p[0]}"{iso_utc(time_ns)}"{p[1]}{time_ns}{p[2]}{json_text(rec[3])}{p[3]}'
-                f"{json_text(rec[15])}{p[4]}"
+                f'{p[0]}"{iso_utc(time_ns)}"{p[1]}{time_ns}{p[2]}{json_text(rec[F_MESSAGE])}{p[3]}'
+                f"{json_text(rec[F_RECORD_ID])}{p[4]}"
             )
         else:
             text = dumps(record_to_dict(rec)).decode()

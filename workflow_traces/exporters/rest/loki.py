@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import F_MESSAGE, F_RECORD_ID, F_TIME_NS, Record
 from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import (
     Contexts,
@@ -129,10 +129,11 @@ def encode_loki(
         labels = label_cache.get(key)
         if labels is None:
             labels = label_cache[key] = dumps(loki_labels(rec, base_labels)).decode()
-        message = rec[3]
+        message = rec[F_MESSAGE]
         p = get(rec) if len(message) <= room else None
         if p is not None:
-            value = f'{p[0]}"{rec[0]}"{p[1]}{json_text(message)}{p[2]}{json_text(rec[15])}{p[3]}'
+            record_id = json_text(rec[F_RECORD_ID])
+            value = f'{p[0]}"{rec[F_TIME_NS]}"{p[1]}{json_text(message)}{p[2]}{record_id}{p[3]}'
         else:
             value = dumps(loki_value(rec, max_line)).decode()
         length = utf8_len(value)

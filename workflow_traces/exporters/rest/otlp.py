@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import F_MESSAGE, F_RECORD_ID, F_TIME_NS, Record
 from workflow_traces.exporters.encode import dumps
 from workflow_traces.exporters.rest.payload import (
     Contexts,
@@ -178,8 +178,8 @@ def encode_otlp(
             p = get(rec)
             if p is not None:
                 text = (
-                    f'{p[0]}"{rec[0]}"{p[1]}"{observed}"{p[2]}{json_text(rec[3])}{p[3]}'
-                    f"{json_text(rec[15])}{p[4]}"
+                    f'{p[0]}"{rec[F_TIME_NS]}"{p[1]}"{observed}"{p[2]}{json_text(rec[F_MESSAGE])}{p[3]}'
+                    f"{json_text(rec[F_RECORD_ID])}{p[4]}"
                 )
             else:
                 text = dumps(otlp_log_record(rec, observed)).decode()

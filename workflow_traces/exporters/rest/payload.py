@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import F_EXTRAS, F_MESSAGE, F_RECORD_ID, F_SIZE, F_TIME_NS, Record
 from workflow_traces.exporters.encode import dumps
 
 __all__ = [
@@ -92,7 +92,8 @@ def template(value: Any, holes: int) -> tuple[str, ...] | None:
 
 #: Record fields that make up a log line's context: all but time_ns, message, record_id,
 #: extras (compared by identity) and size.
-_CONTEXT = itemgetter(*(i for i in range(len(Record._fields)) if i not in (0, 3, 15, 17, 27)))
+_VARYING = (F_TIME_NS, F_MESSAGE, F_RECORD_ID, F_EXTRAS, F_SIZE)
+_CONTEXT = itemgetter(*(i for i in range(len(Record._fields)) if i not in _VARYING))
 _CONTEXTS_MAX = 4096
 
 
@@ -114,7 +115,7 @@ class Contexts:
 
     def get(self, rec: Record) -> Any:
         """``build(rec)`` for ``rec``'s context, made once; None means "take the slow path"."""
-        extras = rec[17]
+        extras = rec[F_EXTRAS]
         if extras is not None and extras is not self._last_extras:
             self._last_extras = extras
             return None
