@@ -6,41 +6,41 @@ approximate bytes and by ``flush_interval``, hands them to the exporter, retries
 later, and keeps the health counters. One channel never waits on another.
 
 Network sinks (a retry policy that ``holds_on_outage``) send through a ``Delivery`` (see
-``_delivery``): circuit breaker, 413 splitting and the optional disk spool. Their records are not
-given up while the service is merely down.
+``delivery``): circuit breaker, 413 splitting and the optional disk spool. Their records are not
+given up while the service is merely down. The channel gives its Delivery the small
+``DeliveryHost`` interface written down there, and both count through the sink's
+``SinkCounters`` (``health``).
 
-Lifecycle, after OpenTelemetry's batch processor: one atexit hook flushes every live channel
-under one shared deadline (registered with the first channel, removed with the last); after
-``os.fork()`` the child clears the parent's pending records and starts its own worker.
+The exit hook and fork safety are in ``lifecycle``; a channel registers there when it is made.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import sys
 import threading
 import time
-import weakref
 from bisect import bisect_left
 from collections import deque
-from dataclasses import dataclass
 from itertools import accumulate
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from workflow_traces.core.record import RecordValues, as_record
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import TraceClosedError
 from workflow_traces.exporters.base import Exporter, ExportResult
+from workflow_traces.pipeline import lifecycle
+from workflow_traces.pipeline.delivery import Delivery
+from workflow_traces.pipeline.health import SinkCounters, SinkHealth
+from workflow_traces.pipeline.lifecycle import EXIT_FLUSH_TIMEOUT, exiting, flush_all
+from workflow_traces.pipeline.retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from workflow_traces.pipeline.delivery import Delivery
-
+# RetryPolicy, SinkHealth, exiting, flush_all and EXIT_FLUSH_TIMEOUT live in retry, health and
+# lifecycle; they are named here too for the modules that import them from the channel.
 __all__ = [
     "EXIT_FLUSH_TIMEOUT",
     "Channel",
+    "Overflow",
     "RetryPolicy",
     "SinkHealth",
     "Tap",
@@ -48,9 +48,6 @@ __all__ = [
     "flush_all",
     "offer_all",
 ]
-
-#: Seconds that the exit hook waits, in all, for every sink to write what it holds.
-EXIT_FLUSH_TIMEOUT = 10.0
 
 Overflow = Literal["block", "drop"]
 
@@ -61,57 +58,6 @@ _BIG = 64 * 1024
 _MIN_SIZE = 256
 _NO_LIMIT = 1 << 62
 _size_of = itemgetter(-1)
-
-
-@dataclass(frozen=True)
-class SinkHealth:
-    """A sink's counters since it was made."""
-
-    name: str
-    written: int
-    dropped: int
-    failed: int
-    queued: int
-    last_error: str | None
-    #: Records waiting on disk in the sink's spool (network sinks with ``spool_dir``).
-    spooled: int = 0
-    #: True while the sink's service is unavailable and its circuit breaker is open.
-    circuit_open: bool = False
-
-
-class RetryPolicy:
-    """When to try a failed batch again. The default suits local sinks: two quick retries,
-    then the batch is counted as failed. Network sinks use ``_retry.NetworkRetryPolicy``."""
-
-    #: Whether a batch still failing after ``max_retries`` waits for the service (circuit
-    #: breaker, see ``_delivery``) instead of being given up.
-    holds_on_outage = False
-    #: Folder where a network sink keeps records it cannot send now; None = memory only.
-    spool_dir: str | None = None
-    spool_max_bytes: int = 0
-
-    def __init__(self, max_retries: int = 2, base_delay: float = 0.05, max_delay: float = 1.0):
-        self.max_retries = max_retries
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-
-    def delay(self, exc: BaseException, attempt: int) -> float | None:
-        """Seconds to wait before retry number ``attempt + 1``, or None to give up."""
-        if attempt >= self.max_retries:
-            return None
-        return float(min(self.max_delay, self.base_delay * (2**attempt)))
-
-    def retryable(self, exc: BaseException) -> bool:
-        """Whether sending again may succeed (False: the records are failed at once)."""
-        return True
-
-    def splits(self, exc: BaseException) -> bool:
-        """Whether ``exc`` asks for the batch to be split in halves (HTTP 413)."""
-        return False
-
-    def probe_delay(self, exc: BaseException, probes: int) -> float:
-        """Seconds between probes of a service whose circuit breaker is open."""
-        return self.max_delay
 
 
 class Tap:
@@ -199,7 +145,8 @@ class Channel:
         # An exporter may take a backlog ``group`` batches at a time: the SQLite sink writes
         # them in one transaction, the file sink in one write per file (group commit).
         group = max(1, getattr(exporter, "group", 1))
-        self._batch_records = max(1, batch_records) * group
+        #: Records per batch the worker hands to the exporter.
+        self.batch_records = max(1, batch_records) * group
         self._batch_bytes = min(_NO_LIMIT, max(1, batch_bytes) * group)
         self._interval = flush_interval
         self._capacity = capacity
@@ -211,11 +158,7 @@ class Channel:
         self._wake_records = max(1, capacity * 3 // 4)
         self._wake_bytes = wake_bytes
         self._retry = retry or RetryPolicy()
-        self._written = 0
-        self._failed = 0
-        self._dropped = 0
-        self._last_error: BaseException | None = None
-        self._errors: list[BaseException] = []
+        self.counters = SinkCounters(self.name)
         self._closed = False
         self._deadline: float | None = None
         self._waiting: set[_Marker] = set()
@@ -223,13 +166,11 @@ class Channel:
         self._takes_values: bool = getattr(exporter, "takes_values", False)
         self._delivery: Delivery | None = None
         if self._retry.holds_on_outage:
-            from workflow_traces.pipeline.delivery import Delivery
-
             self._delivery = Delivery(self, self._retry)
         #: The same deque for the channel's whole life: owners hold it (see ``target``).
         self._dq: deque[RecordValues | _Marker] = deque()
         self._init_runtime()
-        _register(self)
+        lifecycle.register(self)
 
     # -- set-up, also after fork -------------------------------------------------------------
     def _init_runtime(self) -> None:
@@ -246,9 +187,12 @@ class Channel:
         )
         self._thread.start()
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """In a forked child (called by ``lifecycle``): forget the parent's records, which the
+        parent writes, and start a worker of its own."""
         if self._closed:
             return
+        self.counters.after_fork()
         self.exporter.after_fork()
         if self._delivery is not None:
             self._delivery.after_fork()
@@ -294,8 +238,7 @@ class Channel:
 
     def _full(self, rec: RecordValues, block: bool) -> None:
         if self._closed:
-            with self._lock:
-                self._dropped += 1
+            self.counters.drop(1)
             raise TraceClosedError(f"sink {self.name} is closed: the record was not written")
         if block and threading.current_thread() is not self._thread:
             # Wait in line: the worker moves blocked callers' records into the room it frees,
@@ -313,8 +256,7 @@ class Channel:
                 if waiter.placed:
                     return
                 self._blocked.remove(waiter)
-        with self._lock:
-            self._dropped += 1
+        self.counters.drop(1)
         report(
             f"drop:{self.name}",
             f"workflow-traces: sink {self.name} dropped a record: its buffer of "
@@ -367,16 +309,13 @@ class Channel:
         lost = sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
         if lost:
             self._dq.clear()
-            with self._lock:
-                self._dropped += lost
-                self._errors.append(RuntimeError(f"closed with {lost} records unwritten"))
-                del self._errors[:-1]
+            self.counters.drop(lost, RuntimeError(f"closed with {lost} records unwritten"))
             report(
                 f"lost:{self.name}",
                 f"workflow-traces: sink {self.name} closed with {lost} records unwritten",
                 logging.ERROR,
             )
-        _unregister(self)
+        lifecycle.unregister(self)
 
     @property
     def closed(self) -> bool:
@@ -384,31 +323,55 @@ class Channel:
 
     def take_error(self) -> BaseException | None:
         """The last failure since the previous call, or None; clears it."""
-        with self._lock:
-            if not self._errors:
-                return None
-            err = self._errors[-1]
-            self._errors.clear()
-            return err
+        return self.counters.take_error()
 
     def queued_records(self) -> int:
         """Records in the buffer now (a snapshot)."""
         return sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
 
     def health(self) -> SinkHealth:
-        last = self._last_error
         delivery = self._delivery
-        spool = None if delivery is None else delivery.spool
-        return SinkHealth(
-            name=self.name,
-            written=self._written,
-            dropped=self._dropped,
-            failed=self._failed,
-            queued=self.queued_records() + (0 if delivery is None else delivery.held),
-            last_error=None if last is None else f"{type(last).__name__}: {last}",
+        if delivery is None:
+            return self.counters.health(self.queued_records())
+        spool = delivery.spool
+        return self.counters.health(
+            self.queued_records() + delivery.held,
             spooled=0 if spool is None else spool.records,
-            circuit_open=False if delivery is None else delivery.breaker.open,
+            circuit_open=delivery.breaker.open,
         )
+
+    # -- what the Delivery uses (DeliveryHost, see ``delivery``) -------------------------------
+    @property
+    def deadline(self) -> float | None:
+        """The ``time.monotonic()`` by which ``close()`` must return, once it was called."""
+        return self._deadline
+
+    def abandoned(self) -> bool:
+        """``close()`` ran out of time: stop retrying and give up what is held."""
+        return self._abandon.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Wait before a retry; cut short when close() runs out of time."""
+        self._abandon.wait(seconds)
+
+    def wait_for_kick(self, seconds: float) -> None:
+        """Wait for the next probe; cut short by a flush() or close() request."""
+        self._kick.wait(seconds)
+        self._kick.clear()
+
+    def buffer_half_full(self) -> bool:
+        return len(self._dq) >= max(1, self._capacity // 2)
+
+    def release_flushers(self, exc: BaseException) -> None:
+        """Let flush() callers go while the service is unavailable, with ``exc`` reported. A
+        close() keeps waiting (until its deadline)."""
+        with self._lock:
+            waiting = [m for m in self._waiting if not m.stop]
+            self._waiting.difference_update(waiting)
+        if waiting:
+            self.counters.note(exc)
+            for marker in waiting:
+                marker.done.set()
 
     # -- the worker ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -447,7 +410,7 @@ class Channel:
                 delivery.close()
             self.exporter.close()
         except Exception as exc:
-            self._fail(exc, 0)
+            self.counters.fail(exc, 0)
 
     def _take(self) -> tuple[list[RecordValues], _Marker | None]:
         """The next batch from the buffer, and the flush marker that ends it, if one does.
@@ -458,7 +421,7 @@ class Channel:
         worker takes from the front; callers append at the back)."""
         dq = self._dq
         popleft = dq.popleft
-        n = min(len(dq), self._batch_records, self._batch_bytes // _MIN_SIZE + 1)
+        n = min(len(dq), self.batch_records, self._batch_bytes // _MIN_SIZE + 1)
         items: list[Any] = [popleft() for _ in range(n)]
         cut = n
         marker: _Marker | None = None
@@ -499,147 +462,20 @@ class Channel:
             except Exception as exc:
                 result = ExportResult(retry=batch, error=exc)
             if result is None:
-                self._written += len(batch)
+                self.counters.wrote(len(batch))
                 return
-            self._written += len(batch) - len(result.retry) - result.rejected
+            self.counters.wrote(len(batch) - len(result.retry) - result.rejected)
             if result.rejected:
-                self._fail(result.error or RuntimeError("records rejected"), result.rejected)
+                self.counters.fail(
+                    result.error or RuntimeError("records rejected"), result.rejected
+                )
             batch = result.retry
             if not batch:
                 return
             err = result.error or RuntimeError("export failed")
             delay = self._retry.delay(err, attempt)
             if delay is None or self._abandon.is_set():
-                self._fail(err, len(batch))
+                self.counters.fail(err, len(batch))
                 return
             attempt += 1
             self._abandon.wait(delay)
-
-    def _note(self, exc: BaseException) -> None:
-        """Remember ``exc`` for the next flush()/close() (and the health summary) without
-        counting records as failed: used while records are held through an outage."""
-        with self._lock:
-            self._last_error = exc
-            self._errors.append(exc)
-            del self._errors[:-1]
-
-    def _release_waiters(self, exc: BaseException) -> None:
-        """Let flush() callers go while the service is unavailable, with ``exc`` reported. A
-        close() keeps waiting (until its deadline)."""
-        with self._lock:
-            waiting = [m for m in self._waiting if not m.stop]
-            self._waiting.difference_update(waiting)
-        if waiting:
-            self._note(exc)
-            for marker in waiting:
-                marker.done.set()
-
-    def _fail(self, exc: BaseException, count: int) -> None:
-        with self._lock:
-            self._failed += count
-            self._last_error = exc
-            self._errors.append(exc)
-            del self._errors[:-1]
-        report(
-            f"fail:{self.name}:{type(exc).__name__}",
-            f"workflow-traces: sink {self.name} failed to write {count} records: "
-            f"{type(exc).__name__}: {exc}",
-            logging.ERROR,
-        )
-
-
-# -- process-wide lifecycle: one exit hook, fork safety --------------------------------------------
-_live: weakref.WeakSet[Channel] = weakref.WeakSet()
-_live_lock = threading.Lock()
-_hook_registered = False
-_exiting = False
-
-
-def exiting() -> bool:
-    """True once the interpreter runs its exit hooks. Sink failures are then reported, not
-    raised: an exception in ``logging.shutdown`` stops it before it flushes the other
-    handlers."""
-    return _exiting
-
-
-def _mark_exiting() -> None:
-    global _exiting
-    _exiting = True
-
-
-# Registered at import, so it runs after the flush hook below and before logging.shutdown
-# (atexit runs hooks last-registered first; logging registered its own when imported).
-atexit.register(_mark_exiting)
-
-
-def _register(ch: Channel) -> None:
-    global _hook_registered
-    with _live_lock:
-        _live.add(ch)
-        if not _hook_registered:
-            atexit.register(_at_exit)
-            _hook_registered = True
-            _mp_exit_hook()  # a channel made inside a multiprocessing child
-
-
-def _unregister(ch: Channel) -> None:
-    global _hook_registered
-    with _live_lock:
-        _live.discard(ch)
-        if not _live and _hook_registered:
-            atexit.unregister(_at_exit)
-            _hook_registered = False
-
-
-def flush_all(channels: list[Channel], timeout: float | None) -> list[Channel]:
-    """Flush several channels under one shared deadline; returns those that ran out of time."""
-    markers = [(ch, ch.request_flush()) for ch in channels if not ch.closed]
-    deadline = None if timeout is None else time.monotonic() + timeout
-    late = []
-    for ch, marker in markers:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not ch.wait(marker, remaining):
-            late.append(ch)
-    return late
-
-
-def _at_exit() -> None:
-    with _live_lock:
-        channels = list(_live)
-    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
-    flush_all(channels, EXIT_FLUSH_TIMEOUT)
-    for ch in channels:
-        ch.close(max(0.0, deadline - time.monotonic()))
-
-
-def _after_fork_in_child() -> None:
-    global _live_lock
-    _live_lock = threading.Lock()
-    for ch in list(_live):
-        ch._after_fork_in_child()
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
-        # A multiprocessing child ends with os._exit(): no atexit. Its bootstrap clears the
-        # finalizers inherited from the parent, then runs the after-fork hooks: register ours.
-        mp_util.register_after_fork(_MP_TOKEN, _mp_exit_hook)
-
-
-class _Token:
-    """Something for multiprocessing's after-fork registry to hold a weak reference to."""
-
-
-_MP_TOKEN = _Token()
-_mp_hook_pid = -1
-
-
-def _mp_exit_hook(_token: object = None) -> None:
-    """Flush every sink when a multiprocessing child exits (it skips atexit hooks)."""
-    global _mp_hook_pid
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is None or _mp_hook_pid == os.getpid():
-        return
-    _mp_hook_pid = os.getpid()
-    mp_util.Finalize(None, _at_exit, exitpriority=100)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

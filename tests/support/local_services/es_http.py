@@ -22,11 +22,11 @@ import orjson
 __all__ = [
     "COMPAT_JSON",
     "REASONS",
+    "Backend",
     "Drop",
     "HTTPError",
     "Handler",
     "LocalRequest",
-    "Backend",
     "Server",
     "no_handler",
 ]
