@@ -28,9 +28,9 @@ from typing import Any, Literal
 from workflow_traces.core.record import RecordValues, as_record
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import TraceClosedError
-from workflow_traces.exporters.base import Exporter, ExportResult
+from workflow_traces.exporters.base import Exporter
 from workflow_traces.pipeline import lifecycle
-from workflow_traces.pipeline.delivery import Delivery
+from workflow_traces.pipeline.delivery import Delivery, export_with_retries
 from workflow_traces.pipeline.health import SinkCounters, SinkHealth
 from workflow_traces.pipeline.lifecycle import EXIT_FLUSH_TIMEOUT, exiting, flush_all
 from workflow_traces.pipeline.retry import RetryPolicy
@@ -57,6 +57,9 @@ _BIG = 64 * 1024
 #: No record is estimated smaller than this (see Trace._record), which bounds a batch by bytes.
 _MIN_SIZE = 256
 _NO_LIMIT = 1 << 62
+#: Seconds close() gives a worker that overran the deadline to give up what it holds, before
+#: close() counts it as failed itself (a worker stuck in a request never answers).
+_GRACE = 0.1
 _size_of = itemgetter(-1)
 
 
@@ -296,26 +299,44 @@ class Channel:
             self._closed = True
             self._capacity = 0  # every later offer() takes the slow path, which refuses it
             self._wake_records = 0
-        self._deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._deadline = deadline
         marker = self.request_flush(stop=True)
-        if not self.wait(marker, timeout):
-            # Out of time: stop retrying, let the worker give up what it holds.
+        if self.wait(marker, timeout):
+            # Everything was handled; the worker now releases the exporter.
+            left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            self._thread.join(min(1.0, left + _GRACE))
+        else:
+            # Out of time: stop retrying, let the worker give up what it holds; a request in
+            # flight is abandoned (the worker finishes it later, uncounted, then stops).
             self._abandon.set()
             self._wake.set()
             self._kick.set()
-            marker.done.wait(1.0)
-        self._thread.join(1.0)
-        # A copy: the worker may still be popping, if it overran the deadline.
-        lost = sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
+            if marker.done.wait(_GRACE):
+                self._thread.join(_GRACE)
+        self._give_up()
+        lifecycle.unregister(self)
+
+    def _give_up(self) -> None:
+        """What is still queued or in flight when close() returns is counted as failed, at
+        once: the counts add up the moment close() returns."""
+        counters = self.counters
+        with counters.lock:
+            items = list(self._dq)
+            markers = [item for item in items if isinstance(item, _Marker)]
+            buffered = len(items) - len(markers)
+            if buffered:
+                self._dq.clear()
+                self._dq.extend(markers)  # the stop marker still ends a late worker's loop
+            lost = buffered + counters.in_flight
+            counters.give_up(buffered, RuntimeError(f"closed with {lost} records unwritten"))
         if lost:
-            self._dq.clear()
-            self.counters.drop(lost, RuntimeError(f"closed with {lost} records unwritten"))
             report(
                 f"lost:{self.name}",
-                f"workflow-traces: sink {self.name} closed with {lost} records unwritten",
+                f"workflow-traces: sink {self.name} closed with {lost} records unwritten "
+                "(counted as failed)",
                 logging.ERROR,
             )
-        lifecycle.unregister(self)
 
     @property
     def closed(self) -> bool:
@@ -331,14 +352,15 @@ class Channel:
 
     def health(self) -> SinkHealth:
         delivery = self._delivery
-        if delivery is None:
-            return self.counters.health(self.queued_records())
-        spool = delivery.spool
-        return self.counters.health(
-            self.queued_records() + delivery.held,
-            spooled=0 if spool is None else spool.records,
-            circuit_open=delivery.breaker.open,
-        )
+        with self.counters.lock:  # the worker takes batches under it: nothing counted twice
+            if delivery is None:
+                return self.counters.health(self.queued_records())
+            spool = delivery.spool
+            return self.counters.health(
+                self.queued_records(),
+                spooled=0 if spool is None else spool.records,
+                circuit_open=delivery.breaker.open,
+            )
 
     # -- what the Delivery uses (DeliveryHost, see ``delivery``) -------------------------------
     @property
@@ -419,6 +441,12 @@ class Channel:
         holds the GIL for all of its Python work, and with several sinks that work adds up.
         What a cut by bytes or a marker leaves over goes back to the front, in order (only the
         worker takes from the front; callers append at the back)."""
+        with self.counters.lock:  # taken and counted in flight at once (see health)
+            batch, marker = self._take_locked()
+            self.counters.took(len(batch))
+        return batch, marker
+
+    def _take_locked(self) -> tuple[list[RecordValues], _Marker | None]:
         dq = self._dq
         popleft = dq.popleft
         n = min(len(dq), self.batch_records, self._batch_bytes // _MIN_SIZE + 1)
@@ -454,28 +482,5 @@ class Channel:
     def _export(self, batch: list[Any]) -> None:
         if self._delivery is not None:
             self._delivery.export(batch)
-            return
-        attempt = 0
-        while batch:
-            try:
-                result: ExportResult | None = self.exporter.export(batch)
-            except Exception as exc:
-                result = ExportResult(retry=batch, error=exc)
-            if result is None:
-                self.counters.wrote(len(batch))
-                return
-            self.counters.wrote(len(batch) - len(result.retry) - result.rejected)
-            if result.rejected:
-                self.counters.fail(
-                    result.error or RuntimeError("records rejected"), result.rejected
-                )
-            batch = result.retry
-            if not batch:
-                return
-            err = result.error or RuntimeError("export failed")
-            delay = self._retry.delay(err, attempt)
-            if delay is None or self._abandon.is_set():
-                self.counters.fail(err, len(batch))
-                return
-            attempt += 1
-            self._abandon.wait(delay)
+        else:
+            export_with_retries(self, self._retry, batch)

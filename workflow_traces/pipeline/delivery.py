@@ -1,5 +1,6 @@
 """Delivery guarantees for network sinks, shared by every exporter: retries, batch splitting on
-413, a circuit breaker, and the spool.
+413, a circuit breaker, and the spool (and, in :func:`export_with_retries`, the plain retries of
+local sinks).
 
 A channel whose retry policy ``holds_on_outage`` (``NetworkRetryPolicy``) hands each batch to a
 :class:`Delivery` on its worker thread:
@@ -37,7 +38,7 @@ from workflow_traces.pipeline.retry import RetryPolicy
 if TYPE_CHECKING:
     from workflow_traces.pipeline.spool import Spool
 
-__all__ = ["CircuitBreaker", "Delivery", "DeliveryHost", "OutageError"]
+__all__ = ["CircuitBreaker", "Delivery", "DeliveryHost", "OutageError", "export_with_retries"]
 
 #: Records per request when sending back what the spool holds.
 SPOOL_CHUNK = 1000
@@ -142,6 +143,35 @@ class DeliveryHost(Protocol):
         ...
 
 
+def export_with_retries(host: DeliveryHost, policy: RetryPolicy, batch: list[Record]) -> None:
+    """The send side of a local sink (file, SQLite, a foreign handler): ``batch`` is exported,
+    what the exporter hands back for retry is retried after the policy's delay, and given up
+    (counted as failed) once the policy says so or ``close()`` ran out of time."""
+    counts = host.counters
+    attempt = 0
+    while batch:
+        try:
+            result: ExportResult | None = host.exporter.export(batch)
+        except Exception as exc:
+            result = ExportResult(retry=batch, error=exc)
+        if result is None:
+            counts.wrote(len(batch))
+            return
+        counts.wrote(len(batch) - len(result.retry) - result.rejected)
+        if result.rejected:
+            counts.fail(result.error or RuntimeError("records rejected"), result.rejected)
+        batch = list(result.retry)
+        if not batch:
+            return
+        err = result.error or RuntimeError("export failed")
+        delay = policy.delay(err, attempt)
+        if delay is None or host.abandoned():
+            counts.fail(err, len(batch))
+            return
+        attempt += 1
+        host.pause(delay)
+
+
 class Delivery:
     """The send side of one network sink's worker. Used only on that worker thread."""
 
@@ -201,7 +231,7 @@ class Delivery:
             if not chunk.records:
                 spool.ack(chunk)
                 continue
-            pending, err = self._send(chunk.records, probe=self.breaker.open)
+            pending, err = self._send(chunk.records, probe=self.breaker.open, taken=False)
             if pending:
                 # Kept on disk as it is; the part that went through may be sent again later.
                 self.breaker.trip(err)
@@ -263,7 +293,7 @@ class Delivery:
             self._hold(records, err or exc)
             return
         if not written:
-            self.counts.drop(len(records))
+            self.counts.drop(len(records), taken=True)
             report(
                 f"spool-full:{ch.name}",
                 f"workflow-traces: sink {ch.name} dropped {len(records)} records: its spool "
@@ -272,6 +302,7 @@ class Delivery:
             )
             self.counts.note(OutageError(f"spool full: {len(records)} records dropped"))
             return
+        self.counts.spooled(len(records))
         if self.breaker.open:
             self.counts.note(self._outage(err, self.spool.records))
 
@@ -301,9 +332,13 @@ class Delivery:
         finally:
             self.held = 0
 
-    def _send(self, batch: list[Record], probe: bool = False) -> tuple[list[Record], BaseException]:
+    def _send(
+        self, batch: list[Record], probe: bool = False, taken: bool = True
+    ) -> tuple[list[Record], BaseException]:
         """Send ``batch`` with retries. Returns the records not sent because the service is
-        unavailable (empty when all went through or failed for good) and the last error."""
+        unavailable (empty when all went through or failed for good) and the last error.
+        ``taken``: the records came from the channel's buffer (False: from the spool)."""
+        counts = self.counts
         ch = self.ch
         policy = self.policy
         parts: deque[list[Record]] = deque([batch])
@@ -316,10 +351,10 @@ class Delivery:
             except Exception as exc:
                 result = ExportResult(retry=list(part), error=exc)
             if result is None:
-                self.counts.wrote(len(part))
+                counts.wrote(len(part), taken=taken)
                 self.breaker.reset()
                 continue
-            self.counts.wrote(len(part) - len(result.retry) - result.rejected)
+            counts.wrote(len(part) - len(result.retry) - result.rejected, taken=taken)
             err = result.error or RuntimeError("export failed")
             retry = list(result.retry)
             if not retry:
@@ -327,14 +362,14 @@ class Delivery:
                 # so health() never shows them failed while the breaker still reads open.
                 self.breaker.reset()
             if result.rejected:
-                self.counts.fail(err, result.rejected)
+                counts.fail(err, result.rejected, taken=taken)
             if not retry:
                 continue
             last = err
             if policy.splits(err):
                 self.breaker.reset()  # the service answered
                 if len(retry) == 1:
-                    self.counts.fail(err, 1)
+                    counts.fail(err, 1, taken=taken)
                 else:
                     mid = len(retry) // 2
                     parts.appendleft(retry[mid:])
@@ -342,7 +377,7 @@ class Delivery:
                 continue
             if not policy.retryable(err):
                 self.breaker.reset()  # the service answered: it is up, the records are bad
-                self.counts.fail(err, len(retry))
+                counts.fail(err, len(retry), taken=taken)
                 continue
             delay = None if probe else policy.delay(err, attempt)
             deadline = ch.deadline

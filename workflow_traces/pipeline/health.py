@@ -1,10 +1,19 @@
 """A sink's counters and the health summary made from them.
 
-Each record offered to a sink ends in exactly one counter: ``written`` (the exporter took it),
-``dropped`` (refused because the buffer was full, or the sink closed), ``failed`` (given up:
-a permanent error, retries used up, or still unsent when ``close()`` ran out of time), or it is
-still ``queued`` (in the buffer, or held by the worker through an outage). The channel's worker
-and the send side of a network sink (``delivery``) count through one :class:`SinkCounters`.
+Each record logged to a sink is in exactly one counter at every moment: ``queued`` (in the
+buffer, or taken by the worker and not yet settled: being sent, retried, or held through an
+outage), then ``written`` (the exporter took it), ``dropped`` (refused: the buffer was full, the
+sink was closed, its spool was full) or ``failed`` (given up: a permanent error, retries used
+up, or still unsent when ``close()`` gave up). So ``written + dropped + failed + queued`` is what
+was logged to the sink, read at any time. A sink with a spool also counts the records on disk
+(``spooled``), which may include records an earlier process left there.
+
+The worker counts the records it takes (``in_flight``) and settles them under one lock, so a
+reading never sees a record twice or not at all. When ``close()`` gives up at its deadline it
+counts what is still queued or in flight as failed and seals the counters
+(:meth:`SinkCounters.give_up`): the outcome of a request still in flight then (it is
+abandoned) is no longer counted. The channel's worker and the send side of a network sink
+(``delivery``) count through one :class:`SinkCounters`.
 """
 
 from __future__ import annotations
@@ -37,38 +46,67 @@ class SinkHealth:
 class SinkCounters:
     """What happened to one sink's records, and its last error.
 
-    ``written`` is counted by the sink's worker alone; the other counts may also come from
-    callers' threads (a full buffer) and from ``close()``, under the lock."""
+    The settling methods take ``taken``: True (the default) for records the worker took from
+    the buffer (they leave ``in_flight``), False for records that were never in it (a caller's
+    record refused) or come back from the spool."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.written = 0
         self.failed = 0
         self.dropped = 0
+        #: Records the worker took from the buffer and has not settled yet.
+        self.in_flight = 0
         self.last_error: BaseException | None = None
         self._errors: list[BaseException] = []
+        self._sealed = False
+        #: Held while the worker takes a batch and while a reading is made (see Channel).
         self.lock = threading.Lock()
 
     def after_fork(self) -> None:
-        """In a forked child: a new lock (another thread of the parent may have held this one)."""
+        """In a forked child: a new lock (another thread of the parent may have held this one),
+        and nothing in flight (the parent's batch is the parent's)."""
         self.lock = threading.Lock()
+        self.in_flight = 0
 
-    def wrote(self, count: int) -> None:
-        """``count`` records reached the exporter's destination (the worker's thread only)."""
-        self.written += count
+    def _settle(self, count: int, taken: bool) -> bool:
+        # Under the lock. False once close() gave up: the worker's late outcome is not counted.
+        if taken:
+            if self._sealed:
+                return False
+            self.in_flight -= count
+        return True
 
-    def drop(self, count: int, error: BaseException | None = None) -> None:
-        """``count`` records were refused (full buffer, closed sink, full spool). ``error``, if
-        given, is what the next flush()/close() raises (not the health summary's last error)."""
+    def took(self, count: int) -> None:
+        """The worker took ``count`` records from the buffer (under the lock). After close()
+        gave up, a record a racing caller slipped in is failed at once."""
+        if self._sealed:
+            self.failed += count
+        else:
+            self.in_flight += count
+
+    def wrote(self, count: int, *, taken: bool = True) -> None:
+        """``count`` records reached the exporter's destination."""
         with self.lock:
-            self.dropped += count
-            if error is not None:
-                self._errors.append(error)
-                del self._errors[:-1]
+            if self._settle(count, taken):
+                self.written += count
 
-    def fail(self, exc: BaseException, count: int) -> None:
+    def spooled(self, count: int) -> None:
+        """``count`` records taken from the buffer went to the spool (shown as ``spooled``)."""
+        with self.lock:
+            self._settle(count, True)
+
+    def drop(self, count: int, *, taken: bool = False) -> None:
+        """``count`` records were refused (full buffer, closed sink; ``taken``: full spool)."""
+        with self.lock:
+            if self._settle(count, taken):
+                self.dropped += count
+
+    def fail(self, exc: BaseException, count: int, *, taken: bool = True) -> None:
         """``count`` records were given up because of ``exc``; reported at ERROR."""
         with self.lock:
+            if not self._settle(count, taken):
+                return
             self.failed += count
             self._remember(exc)
         report(
@@ -77,6 +115,18 @@ class SinkCounters:
             f"{type(exc).__name__}: {exc}",
             logging.ERROR,
         )
+
+    def give_up(self, buffered: int, exc: BaseException) -> int:
+        """At close, out of time (under the lock, with the buffer emptied by the caller): the
+        ``buffered`` records and those in flight are failed, and the counters sealed. Returns
+        how many records were given up."""
+        lost = buffered + self.in_flight
+        self.in_flight = 0
+        self._sealed = True
+        if lost:
+            self.failed += lost
+            self._remember(exc)
+        return lost
 
     def note(self, exc: BaseException) -> None:
         """Remember ``exc`` for the next flush()/close() (and the health summary) without
@@ -98,14 +148,15 @@ class SinkCounters:
             self._errors.clear()
             return err
 
-    def health(self, queued: int, spooled: int = 0, circuit_open: bool = False) -> SinkHealth:
+    def health(self, buffered: int, spooled: int = 0, circuit_open: bool = False) -> SinkHealth:
+        """The summary, with ``buffered`` records in the buffer (read under the lock)."""
         last = self.last_error
         return SinkHealth(
             name=self.name,
             written=self.written,
             dropped=self.dropped,
             failed=self.failed,
-            queued=queued,
+            queued=buffered + self.in_flight,
             last_error=None if last is None else f"{type(last).__name__}: {last}",
             spooled=spooled,
             circuit_open=circuit_open,
