@@ -205,6 +205,7 @@ class Delivery:
         if not pending:
             return
         self.breaker.trip(err)
+        self.counts.saw(err)
         if spool is not None:
             self._to_spool(pending, err)
             return
@@ -329,6 +330,7 @@ class Delivery:
                 records, err = pending, new_err
                 self.held = len(records)
                 self.breaker.trip(err)
+                self.counts.saw(err)
         finally:
             self.held = 0
 

@@ -136,6 +136,7 @@ class ForeignHandlerExporter:
     def __init__(self, handler: logging.Handler) -> None:
         self.handler = handler
         self.name = f"{type(handler).__name__}@{id(handler):x}"
+        self._owned = True  # closed with this exporter, unless detached
 
     def export(self, batch: Sequence[Record]) -> ExportResult | None:
         level = self.handler.level  # read here, so a level set after adding takes effect
@@ -161,8 +162,13 @@ class ForeignHandlerExporter:
         self.handler.flush()
         return None
 
+    def detach(self) -> None:
+        """Leave the handler open when this exporter closes (``remove_handler``)."""
+        self._owned = False
+
     def close(self) -> None:
-        self.handler.close()
+        if self._owned:
+            self.handler.close()
 
     def after_fork(self) -> None:
         return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from workflow_traces.diagnostics import report
@@ -41,6 +42,10 @@ class SinkHealth:
     spooled: int = 0
     #: True while the sink's service is unavailable and its circuit breaker is open.
     circuit_open: bool = False
+    #: When ``last_error`` happened (seconds since the epoch, as ``time.time()``).
+    last_error_at: float | None = None
+    #: When the sink wrote again after ``last_error``; None while the error is current.
+    recovered_at: float | None = None
 
 
 class SinkCounters:
@@ -58,6 +63,8 @@ class SinkCounters:
         #: Records the worker took from the buffer and has not settled yet.
         self.in_flight = 0
         self.last_error: BaseException | None = None
+        self.last_error_at: float | None = None
+        self.recovered_at: float | None = None
         self._errors: list[BaseException] = []
         self._sealed = False
         #: Held while the worker takes a batch and while a reading is made (see Channel).
@@ -90,6 +97,8 @@ class SinkCounters:
         with self.lock:
             if self._settle(count, taken):
                 self.written += count
+                if count and self.last_error is not None and self.recovered_at is None:
+                    self.recovered_at = time.time()
 
     def spooled(self, count: int) -> None:
         """``count`` records taken from the buffer went to the spool (shown as ``spooled``)."""
@@ -116,6 +125,15 @@ class SinkCounters:
             logging.ERROR,
         )
 
+    def saw(self, exc: BaseException) -> None:
+        """The service failed with ``exc`` and the records are held: shown as the last error in
+        the health summary, not raised by the next flush()/close() (the records may yet go
+        through)."""
+        with self.lock:
+            self.last_error = exc
+            self.last_error_at = time.time()
+            self.recovered_at = None
+
     def give_up(self, buffered: int, exc: BaseException) -> int:
         """At close, out of time (under the lock, with the buffer emptied by the caller): the
         ``buffered`` records and those in flight are failed, and the counters sealed. Returns
@@ -136,6 +154,8 @@ class SinkCounters:
 
     def _remember(self, exc: BaseException) -> None:
         self.last_error = exc
+        self.last_error_at = time.time()
+        self.recovered_at = None
         self._errors.append(exc)
         del self._errors[:-1]
 
@@ -160,4 +180,6 @@ class SinkCounters:
             last_error=None if last is None else f"{type(last).__name__}: {last}",
             spooled=spooled,
             circuit_open=circuit_open,
+            last_error_at=self.last_error_at,
+            recovered_at=self.recovered_at,
         )
