@@ -128,8 +128,10 @@ class SinkCounters:
     def saw(self, exc: BaseException) -> None:
         """The service failed with ``exc`` and the records are held: shown as the last error in
         the health summary, not raised by the next flush()/close() (the records may yet go
-        through)."""
+        through). Not after close() gave up: an abandoned request's late failure is not news."""
         with self.lock:
+            if self._sealed:
+                return
             self.last_error = exc
             self.last_error_at = time.time()
             self.recovered_at = None
