@@ -1,4 +1,8 @@
-"""Reading a DAG workflow definition from a YAML or TOML file (see ``dag.load_workflow``)."""
+"""Reading a DAG workflow definition from a YAML or TOML file (see ``dag.load_workflow``).
+
+This module checks a definition and returns the parts of a ``Workflow`` (:class:`Definition`);
+``_dag_workflow`` makes the Workflow from them. It does not import ``_dag_workflow``, so the two
+do not import each other."""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from workflow_traces import ConfigError
 
-from .dag import Job, Stage, Workflow, WorkflowDefinitionError
+from ._dag_model import Job, Stage, WorkflowDefinitionError
 
-__all__ = ["load", "workflow_from_dict"]
+__all__ = ["Definition", "definition_from_dict", "read_definition"]
 
 _WORKFLOW_KEYS = ("name", "jobs", "max_workers", "params", "trace")
 _JOB_KEYS = ("name", "stages", "needs")
@@ -56,8 +60,20 @@ def _unknown(where: str, data: Mapping[str, Any], valid: tuple[str, ...]) -> lis
     return problems
 
 
-def workflow_from_dict(data: Any, source: str = "<dict>") -> Workflow:
-    """A Workflow from a parsed definition; every problem is listed in one error."""
+class Definition(NamedTuple):
+    """A checked definition: the arguments of ``Workflow(name, jobs, max_workers, params=...,
+    extras=...)``."""
+
+    name: Any
+    jobs: list[Job]
+    max_workers: Any
+    params: Any
+    extras: Any
+
+
+def definition_from_dict(data: Any, source: str = "<dict>") -> Definition:
+    """The parts of a Workflow from a parsed definition; every problem is listed in one error.
+    (What only the Workflow checks, such as cyclic ``needs``, it reports itself.)"""
     if not isinstance(data, Mapping):
         raise WorkflowDefinitionError(
             f"{source}: expected a mapping at the top, got {type(data).__name__}"
@@ -113,21 +129,15 @@ def workflow_from_dict(data: Any, source: str = "<dict>") -> Workflow:
     if problems:
         text = "\n".join(f"  - {p}" for p in problems)
         raise WorkflowDefinitionError(f"{source}: the workflow definition is invalid:\n{text}")
-    try:
-        return Workflow(
-            data["name"],
-            jobs,
-            data.get("max_workers"),
-            params=data.get("params"),
-            extras=data.get("trace"),
-        )
-    except WorkflowDefinitionError as exc:
-        raise WorkflowDefinitionError(f"{source}: {exc}") from None
+    return Definition(
+        data["name"], jobs, data.get("max_workers"), data.get("params"), data.get("trace")
+    )
 
 
-def load(path: str | os.PathLike[str]) -> Workflow:
-    """Read and check a definition file. Its folder goes first on ``sys.path`` (and the current
-    folder last) so that ``fn`` paths can name modules that sit next to it."""
+def read_definition(path: str | os.PathLike[str]) -> tuple[Any, str]:
+    """A definition file's parsed content, and its path for messages. Its folder goes first on
+    ``sys.path`` (and the current folder last) so that ``fn`` paths can name modules that sit
+    next to it."""
     file = Path(path)
     data = _read(file)
     folder = str(file.resolve().parent)
@@ -135,4 +145,4 @@ def load(path: str | os.PathLike[str]) -> Workflow:
         sys.path.insert(0, folder)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
-    return workflow_from_dict(data, str(file))
+    return data, str(file)

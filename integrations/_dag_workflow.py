@@ -16,6 +16,7 @@ from workflow_traces import ConfigError, SQLiteHandler, WorkflowFileHandler
 
 from . import plain
 from ._dag_call import _Call, _call, _inspect
+from ._dag_file import definition_from_dict, read_definition
 from ._dag_model import (
     Job,
     JobResult,
@@ -221,9 +222,13 @@ class Workflow:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Workflow:
         """Build from a mapping shaped like a definition file."""
-        from ._dag_file import workflow_from_dict
-
-        return workflow_from_dict(data, source)
+        parts = definition_from_dict(data, source)
+        try:
+            return cls(
+                parts.name, parts.jobs, parts.max_workers, params=parts.params, extras=parts.extras
+            )
+        except WorkflowDefinitionError as exc:
+            raise WorkflowDefinitionError(f"{source}: {exc}") from None
 
     # -- running ---------------------------------------------------------------------------------
     def _check_params(self, params: Mapping[str, Any]) -> None:
@@ -405,6 +410,5 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
     ``fn`` names a function by import path. The file's folder is put on ``sys.path`` first, so
     modules next to the definition import without installing them.
     """
-    from ._dag_file import load
-
-    return load(path)
+    data, source = read_definition(path)
+    return Workflow.from_dict(data, source)

@@ -1,4 +1,4 @@
-"""One fan-out: ``channel.offer_all`` (through ``MultiHandler.offer``) is how every way in reaches
+"""One fan-out: ``fanout.offer_all`` (through ``MultiHandler.offer``) is how every way in reaches
 the sinks, and the hot path's one inlined copy (``core.trace._log_call``) does exactly what it
 does: the same sinks for the same levels, the same choice between appending to a buffer and
 calling ``offer`` (which wakes the worker, applies the overflow policy and refuses after close),
@@ -24,7 +24,8 @@ from workflow_traces.core.record import F_MESSAGE, Record, RecordValues
 from workflow_traces.core.trace import Trace
 from workflow_traces.errors import TraceClosedError
 from workflow_traces.exporters.base import ExportResult
-from workflow_traces.pipeline.channel import _BIG, Tap, offer_all, target
+from workflow_traces.pipeline.fanout import BIG as _BIG
+from workflow_traces.pipeline.fanout import Tap, offer_all, target
 from workflow_traces.pipeline.handler import BufferedHandler
 from workflow_traces.pipeline.multi import MultiHandler
 
@@ -255,6 +256,6 @@ def test_the_fan_out_loop_exists_in_offer_all_and_one_inlined_copy_only() -> Non
         visit(ast.parse(path.read_text()), "<module>")
     assert sorted(set(places)) == [
         ("workflow_traces/core/trace.py", "log"),
-        ("workflow_traces/pipeline/channel.py", "offer_after"),  # offer_all's rest after a refusal
-        ("workflow_traces/pipeline/channel.py", "offer_all"),
+        ("workflow_traces/pipeline/fanout.py", "offer_after"),  # offer_all's rest after a refusal
+        ("workflow_traces/pipeline/fanout.py", "offer_all"),
     ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -49,11 +51,11 @@ def test_handlers_built_in_code_do_not_load_pydantic(tmp_path: Path) -> None:
     assert json.loads(proc.stdout) is False
 
 
-def test_import_takes_under_150_ms(tmp_path: Path) -> None:
-    """A stated requirement of the issue, measured in fresh interpreters: the import alone, not
-    the interpreter's start. This machine is shared by busy test runs, so wall-clock time is
-    noisy: the CPU time of the import (median of seven) and the best wall time must both stay
-    under 150 ms."""
+def test_import_takes_under_100_ms(tmp_path: Path) -> None:
+    """A stated requirement (the developers' guide: ``import workflow_traces`` under 100 ms),
+    measured in fresh interpreters: the import alone, not the interpreter's start. This machine
+    is shared by busy test runs, so wall-clock time is noisy: the CPU time of the import (median
+    of seven) and the best wall time must both stay under 100 ms."""
     code = """
         import time
         wall, cpu = time.perf_counter(), time.process_time()
@@ -63,8 +65,8 @@ def test_import_takes_under_150_ms(tmp_path: Path) -> None:
     run_script(code, tmp_path)  # warm the bytecode cache
     runs = [tuple(map(float, run_script(code, tmp_path).stdout.split())) for _ in range(7)]
     walls, cpus = [w for w, _ in runs], [c for _, c in runs]
-    assert statistics.median(cpus) < 0.150, runs
-    assert min(walls) < 0.150, runs
+    assert statistics.median(cpus) < 0.100, runs
+    assert min(walls) < 0.100, runs
 
 
 def test_editable_install_exposes_the_integrations(tmp_path: Path) -> None:
@@ -90,29 +92,96 @@ def test_editable_install_exposes_the_integrations(tmp_path: Path) -> None:
     assert Path(package).resolve() == (REPO / "workflow_traces" / "__init__.py").resolve()
 
 
-@pytest.mark.slow
-def test_wheel_install_exposes_the_integrations(tmp_path: Path) -> None:
-    """Build a wheel, install it into a fresh venv (core dependencies from the package index,
-    the wheel itself with --no-deps) and import the integrations from it."""
+# -- the wheel ---------------------------------------------------------------------------------
+#: Left out of the copy the wheel is built from: what a clean clone does not have.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "logs"
+)
+#: The subpackages the wheel must hold (pyproject's package list, written out again here on
+#: purpose: a package dropped from that list must fail this test).
+SUBPACKAGES = (
+    "cli",
+    "core",
+    "exporters",
+    "exporters/elasticsearch",
+    "exporters/rest",
+    "exporters/sqlite",
+    "integrations",
+    "pipeline",
+    "settings",
+    "store",
+    "testing",
+)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel of a clean copy of the repository (no ``build/`` left over from an earlier
+    build, whose stale files setuptools would pack), built once for this module's tests."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"
+    shutil.copytree(REPO, source, ignore=_NOT_SOURCE)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    dist = tmp_path / "dist"
+    dist = tmp / "dist"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(dist)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(dist)],
         capture_output=True,
         text=True,
         env=env,
-        timeout=180,
+        timeout=300,
     )
     assert build.returncode == 0, build.stderr
-    (wheel,) = dist.glob("workflow_traces-*.whl")
+    (built,) = dist.glob("workflow_traces-*.whl")
+    return built
 
-    import zipfile
 
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "workflow_traces/integrations/__init__.py" in names
+def _source_modules() -> set[str]:
+    """Every module of the package as the wheel names it (integrations/ is installed as
+    workflow_traces.integrations)."""
+    names = {
+        f"workflow_traces/{p.relative_to(REPO / 'workflow_traces')}"
+        for p in (REPO / "workflow_traces").rglob("*.py")
+    }
+    names |= {
+        f"workflow_traces/integrations/{p.relative_to(REPO / 'integrations')}"
+        for p in (REPO / "integrations").rglob("*.py")
+    }
+    return names
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_package_and_no_test_servers(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        python = {n for n in names if n.endswith(".py")}
+        texts = {n: zf.read(n).decode("utf-8") for n in python}
+        (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
+        requires = [
+            line
+            for line in zf.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    # Exactly the package's modules: none missing, none extra (a test server, a stale file).
+    assert python == _source_modules()
+    for sub in SUBPACKAGES:
+        assert f"workflow_traces/{sub}/__init__.py" in names, sub
     assert "workflow_traces/py.typed" in names
-    assert not any(n.startswith(("tests/", "integrations/")) for n in names)
+    # No imitation Elasticsearch, no test receiver, nothing of local_services, by name or by
+    # content; and not their TLS dependency.
+    assert not [
+        n for n in names if "local_services" in n or n.startswith(("tests/", "integrations/"))
+    ]
+    servers = ("class LocalElasticsearch", "class LocalReceiver", "local_services")
+    assert not [n for n, text in texts.items() if any(s in text for s in servers)]
+    assert not [r for r in requires if "cryptography" in r], requires
+    assert any(r.startswith("Requires-Dist: orjson") for r in requires), requires
 
+
+@pytest.mark.slow
+def test_wheel_install_exposes_the_integrations(wheel: Path, tmp_path: Path) -> None:
+    """Install the wheel into a fresh venv (core dependencies from the package index, the
+    wheel itself with --no-deps) and import the integrations from it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     target = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(target)  # a fresh, empty venv ...
     python = target / "bin" / "python"

@@ -29,6 +29,7 @@ from local_services import LocalElasticsearch
 
 from workflow_traces import BufferedHandler, MultiHandler, Trace
 from workflow_traces.core.record import Record
+from workflow_traces.exporters.elasticsearch.adapters import make_client
 from workflow_traces.exporters.elasticsearch.client import (
     Connection,
     parse_hosts,
@@ -126,7 +127,7 @@ class Cluster:
                 verify_certs=self.auth.get("verify_certs", True),
                 product=self.product,
             )
-            self._api = conn.adapter()
+            self._api = make_client(conn)
         return self._api
 
     def client(self) -> Any:

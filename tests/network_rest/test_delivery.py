@@ -284,3 +284,35 @@ def test_fail_silently_true_never_raises_to_the_caller(receivers: Any, sinks: An
     handler.close(timeout=0.5)  # records lost at the deadline: reported, not raised
     health = handler.health()
     assert health.failed + health.dropped == 2 and health.written == 0
+
+
+def test_last_error_says_when_and_recovery_puts_it_in_the_past(receivers: Any, sinks: Any) -> None:
+    receiver = receivers("generic")
+    receiver.down()  # connection refused
+    handler, logger = sinks(api_url=receiver.url, max_retries=1, **FAST)
+    assert (handler.health().last_error_at, handler.health().recovered_at) == (None, None)
+    before = time.time()
+    logger.info("m0")
+    deadline = time.monotonic() + 10
+    while handler.health().last_error is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    during = handler.health()
+    assert during.last_error is not None and during.circuit_open
+    assert during.last_error_at is not None and before <= during.last_error_at <= time.time()
+    assert during.recovered_at is None  # the error is current
+    receiver.up()
+    assert receiver.wait_for(1, timeout=15)
+    handler.flush(10)
+    after = handler.health()
+    assert after.written == 1 and not after.circuit_open
+    # The error is still shown, with its time, and the recovery after it.
+    assert after.last_error is not None
+    assert after.last_error_at is not None and after.recovered_at is not None
+    assert after.last_error_at <= after.recovered_at <= time.time()
+    # A new failure makes the error current again.
+    receiver.fail_next(400)
+    logger.info("m1")
+    handler.flush(10)
+    again = handler.health()
+    assert "HTTP 400" in (again.last_error or "") and again.recovered_at is None
+    assert again.last_error_at is not None and again.last_error_at >= after.recovered_at

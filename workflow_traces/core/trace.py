@@ -30,7 +30,9 @@ from workflow_traces.core.record import (
 from workflow_traces.core.stdlib import exception_fields, name_defaults, user_extras
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import TraceClosedError
-from workflow_traces.pipeline.channel import _BIG, SinkHealth, offer_all
+from workflow_traces.pipeline.fanout import BIG as _BIG
+from workflow_traces.pipeline.fanout import offer_all
+from workflow_traces.pipeline.health import SinkHealth
 from workflow_traces.pipeline.multi import MultiHandler
 
 __all__ = ["MultiTrace", "Trace", "get_trace"]

@@ -6,43 +6,45 @@ approximate bytes and by ``flush_interval``, hands them to the exporter, retries
 later, and keeps the health counters. One channel never waits on another.
 
 Network sinks (a retry policy that ``holds_on_outage``) send through a ``Delivery`` (see
-``_delivery``): circuit breaker, 413 splitting and the optional disk spool. Their records are not
-given up while the service is merely down.
+``delivery``): circuit breaker, 413 splitting and the optional disk spool. Their records are not
+given up while the service is merely down. The channel gives its Delivery the small
+``DeliveryHost`` interface written down there, and both count through the sink's
+``SinkCounters`` (``health``).
 
-Lifecycle, after OpenTelemetry's batch processor: one atexit hook flushes every live channel
-under one shared deadline (registered with the first channel, removed with the last); after
-``os.fork()`` the child clears the parent's pending records and starts its own worker.
+The exit hook and fork safety are in ``lifecycle``; a channel registers there when it is made.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import logging
-import os
-import sys
 import threading
 import time
-import weakref
 from bisect import bisect_left
 from collections import deque
-from dataclasses import dataclass
 from itertools import accumulate
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import workflow_traces.exporters.base as _exporter
 from workflow_traces.core.record import RecordValues, as_record
 from workflow_traces.diagnostics import report
-from workflow_traces.errors import PermanentError, TraceClosedError
-from workflow_traces.exporters.base import Exporter, ExportResult
+from workflow_traces.errors import TraceClosedError
+from workflow_traces.exporters.base import Exporter
+from workflow_traces.pipeline import lifecycle
+from workflow_traces.pipeline.delivery import Delivery, export_with_retries
+from workflow_traces.pipeline.fanout import BIG as _BIG
+from workflow_traces.pipeline.fanout import Tap, offer_all
+from workflow_traces.pipeline.health import SinkCounters, SinkHealth
+from workflow_traces.pipeline.lifecycle import EXIT_FLUSH_TIMEOUT, exiting, flush_all
+from workflow_traces.pipeline.retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from workflow_traces.pipeline.delivery import Delivery
-
+# RetryPolicy, SinkHealth, exiting, flush_all, EXIT_FLUSH_TIMEOUT, Tap and offer_all live in
+# retry, health, lifecycle and fanout; they are named here too for the modules that import them
+# from the channel.
 __all__ = [
     "EXIT_FLUSH_TIMEOUT",
     "Channel",
+    "Overflow",
     "RetryPolicy",
     "SinkHealth",
     "Tap",
@@ -51,158 +53,18 @@ __all__ = [
     "offer_all",
 ]
 
-#: Seconds that the exit hook waits, in all, for every sink to write what it holds.
-EXIT_FLUSH_TIMEOUT = 10.0
-
 Overflow = Literal["block", "drop"]
 
-#: Records at least this big (approximate encoded bytes) count towards a sink's byte budget
-#: (``wake_bytes``), so a run of huge messages wakes the worker before memory runs away.
-_BIG = 64 * 1024
 #: No record is estimated smaller than this (see Trace._record), which bounds a batch by bytes.
 _MIN_SIZE = 256
 _NO_LIMIT = 1 << 62
+#: Seconds close() gives a worker that overran the deadline to give up what it holds, before
+#: close() counts it as failed itself (a worker stuck in a request never answers).
+_GRACE = 0.1
 _size_of = itemgetter(-1)
-
-
-@dataclass(frozen=True)
-class SinkHealth:
-    """A sink's counters since it was made."""
-
-    name: str
-    written: int
-    dropped: int
-    failed: int
-    queued: int
-    last_error: str | None
-    #: Records waiting on disk in the sink's spool (network sinks with ``spool_dir``).
-    spooled: int = 0
-    #: True while the sink's service is unavailable and its circuit breaker is open.
-    circuit_open: bool = False
-    #: "running", "circuit_open", "closed", or "unavailable": a configured sink that could
-    #: not be built (``last_error`` says why), whose records are counted as dropped.
-    state: str = "running"
-
 
 #: Records a sink's buffer holds at most, by default (a sink's ``queue_size``).
 DEFAULT_QUEUE_SIZE = 200_000
-
-
-class RetryPolicy:
-    """When to try a failed batch again. The default suits local sinks: two quick retries,
-    then the batch is counted as failed. Network sinks use ``_retry.NetworkRetryPolicy``."""
-
-    #: Whether a batch still failing after ``max_retries`` waits for the service (circuit
-    #: breaker, see ``_delivery``) instead of being given up.
-    holds_on_outage = False
-    #: Folder where a network sink keeps records it cannot send now; None = memory only.
-    spool_dir: str | None = None
-    spool_max_bytes: int = 0
-
-    def __init__(self, max_retries: int = 2, base_delay: float = 0.05, max_delay: float = 1.0):
-        self.max_retries = max_retries
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-
-    def delay(self, exc: BaseException, attempt: int) -> float | None:
-        """Seconds to wait before retry number ``attempt + 1``, or None to give up (at once for
-        a PermanentError: sending again cannot help)."""
-        if attempt >= self.max_retries or isinstance(exc, PermanentError):
-            return None
-        return float(min(self.max_delay, self.base_delay * (2**attempt)))
-
-    def retryable(self, exc: BaseException) -> bool:
-        """Whether sending again may succeed (False: the records are failed at once)."""
-        return True
-
-    def splits(self, exc: BaseException) -> bool:
-        """Whether ``exc`` asks for the batch to be split in halves (HTTP 413)."""
-        return False
-
-    def probe_delay(self, exc: BaseException, probes: int) -> float:
-        """Seconds between probes of a service whose circuit breaker is open."""
-        return self.max_delay
-
-
-class Tap:
-    """A target that is not a Channel (an in-memory tap, a closed handler's stand-in): it
-    always takes the ``offer`` path of :func:`offer_all`."""
-
-    _dq: tuple[()] = ()
-    wake_records = 0
-
-    def offer(self, rec: RecordValues) -> None:
-        raise NotImplementedError
-
-    def offer_nowait(self, rec: RecordValues) -> bool:
-        self.offer(rec)
-        return True
-
-
-#: A sink as its owners hold it: (level, its buffer, the Channel or Tap). The buffer is held
-#: beside its channel because reading ``ch._dq`` for every record and sink cost the caller
-#: about a fifth of each sink's share; a Channel keeps the same deque for its whole life (a
-#: forked child clears it in place).
-Target = tuple[int, Any, Any]
-
-
-def target(level: int, ch: Any) -> Target:
-    """``ch`` (a Channel or Tap) as a target of its owners' loops."""
-    return (level, ch._dq, ch)
-
-
-def offer_all(
-    targets: tuple[Target, ...], rec: RecordValues, levelno: int, full: list[Any] | None = None
-) -> None:
-    """The fan-out: queue ``rec`` on every target whose level admits ``levelno``. Every way in
-    comes here (through ``MultiHandler.offer``), but for the one copy inlined in the hot path
-    (``core.trace._log_call``).
-
-    ``Channel.offer``'s common case is inlined, one function call for all the sinks instead of
-    one per sink: while a buffer holds fewer than its channel's ``wake_records`` records, a
-    small record is appended to it directly (nothing to wake, no room to check); otherwise
-    ``offer`` decides (wake the worker, apply the overflow policy, refuse after close).
-
-    With ``full`` (a list), nothing blocks: a sink whose buffer is full under the "block"
-    policy is appended to ``full`` instead (``offer_nowait``), for the caller to wait on it
-    elsewhere (the async calls wait off the event loop).
-
-    A sink closed on its own raises TraceClosedError: the sinks after it still take ``rec``
-    (see :func:`offer_after`), then the error reaches the caller."""
-    try:
-        if full is None and rec[-1] < _BIG:  # its size
-            for lvl, dq, ch in targets:
-                if levelno >= lvl:
-                    if len(dq) < ch.wake_records:
-                        dq.append(rec)
-                    else:
-                        ch.offer(rec)
-        elif full is None:
-            for lvl, _, ch in targets:
-                if levelno >= lvl:
-                    ch.offer(rec)
-        else:
-            for lvl, _, ch in targets:
-                if levelno >= lvl and not ch.offer_nowait(rec):
-                    full.append(ch)
-    except TraceClosedError:
-        offer_after(targets, ch, rec, levelno, full)
-        raise
-
-
-def offer_after(
-    targets: tuple[Target, ...],
-    refused_by: Any,
-    rec: RecordValues,
-    levelno: int,
-    full: list[Any] | None = None,
-) -> None:
-    """The rest of a fan-out that ``refused_by`` (a closed sink) interrupted: ``rec`` goes to
-    the targets after it. Later refusals are not raised again: the caller hears of one."""
-    sinks = [t[2] for t in targets]
-    if refused_by in sinks:  # (the targets may have been remade since)
-        with contextlib.suppress(TraceClosedError):
-            offer_all(targets[sinks.index(refused_by) + 1 :], rec, levelno, full)
 
 
 class _Waiter:
@@ -247,7 +109,8 @@ class Channel:
         # An exporter may take a backlog ``group`` batches at a time: the SQLite sink writes
         # them in one transaction, the file sink in one write per file (group commit).
         group = max(1, getattr(exporter, "group", 1))
-        self._batch_records = max(1, batch_records) * group
+        #: Records per batch the worker hands to the exporter.
+        self.batch_records = max(1, batch_records) * group
         self._batch_bytes = min(_NO_LIMIT, max(1, batch_bytes) * group)
         self._interval = flush_interval
         self._capacity = capacity
@@ -261,11 +124,7 @@ class Channel:
         self.wake_records = max(1, capacity * 3 // 4)
         self._wake_bytes = wake_bytes
         self._retry = retry or RetryPolicy()
-        self._written = 0
-        self._failed = 0
-        self._dropped = 0
-        self._last_error: BaseException | None = None
-        self._errors: list[BaseException] = []
+        self.counters = SinkCounters(self.name)
         self._closed = False
         self._deadline: float | None = None
         self._waiting: set[_Marker] = set()
@@ -273,13 +132,11 @@ class Channel:
         self._takes_values: bool = getattr(exporter, "takes_values", False)
         self._delivery: Delivery | None = None
         if self._retry.holds_on_outage:
-            from workflow_traces.pipeline.delivery import Delivery
-
             self._delivery = Delivery(self, self._retry)
         #: The same deque for the channel's whole life: owners hold it (see ``target``).
         self._dq: deque[RecordValues | _Marker] = deque()
         self._init_runtime()
-        _register(self)
+        lifecycle.register(self)
 
     # -- set-up, also after fork -------------------------------------------------------------
     def _init_runtime(self) -> None:
@@ -296,9 +153,12 @@ class Channel:
         )
         self._thread.start()
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """In a forked child (called by ``lifecycle``): forget the parent's records, which the
+        parent writes, and start a worker of its own."""
         if self._closed:
             return
+        self.counters.after_fork()
         _exporter.after_fork(self.exporter)
         if self._delivery is not None:
             self._delivery.after_fork()
@@ -344,8 +204,7 @@ class Channel:
 
     def _full(self, rec: RecordValues, block: bool) -> None:
         if self._closed:
-            with self._lock:
-                self._dropped += 1
+            self.counters.drop(1)
             raise TraceClosedError(f"sink {self.name} is closed: the record was not written")
         if block and threading.current_thread() is not self._thread:
             # Wait in line: the worker moves blocked callers' records into the room it frees,
@@ -363,8 +222,7 @@ class Channel:
                 if waiter.placed:
                     return
                 self._blocked.remove(waiter)
-        with self._lock:
-            self._dropped += 1
+        self.counters.drop(1)
         report(
             f"drop:{self.name}",
             f"workflow-traces: sink {self.name} dropped a record: its buffer of "
@@ -404,29 +262,44 @@ class Channel:
             self._closed = True
             self._capacity = 0  # every later offer() takes the slow path, which refuses it
             self.wake_records = 0
-        self._deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._deadline = deadline
         marker = self.request_flush(stop=True)
-        if not self.wait(marker, timeout):
-            # Out of time: stop retrying, let the worker give up what it holds.
+        if self.wait(marker, timeout):
+            # Everything was handled; the worker now releases the exporter.
+            left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            self._thread.join(min(1.0, left + _GRACE))
+        else:
+            # Out of time: stop retrying, let the worker give up what it holds; a request in
+            # flight is abandoned (the worker finishes it later, uncounted, then stops).
             self._abandon.set()
             self._wake.set()
             self._kick.set()
-            marker.done.wait(1.0)
-        self._thread.join(1.0)
-        # A copy: the worker may still be popping, if it overran the deadline.
-        lost = sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
+            if marker.done.wait(_GRACE):
+                self._thread.join(_GRACE)
+        self._give_up()
+        lifecycle.unregister(self)
+
+    def _give_up(self) -> None:
+        """What is still queued or in flight when close() returns is counted as failed, at
+        once: the counts add up the moment close() returns."""
+        counters = self.counters
+        with counters.lock:
+            items = list(self._dq)
+            markers = [item for item in items if isinstance(item, _Marker)]
+            buffered = len(items) - len(markers)
+            if buffered:
+                self._dq.clear()
+                self._dq.extend(markers)  # the stop marker still ends a late worker's loop
+            lost = buffered + counters.in_flight
+            counters.give_up(buffered, RuntimeError(f"closed with {lost} records unwritten"))
         if lost:
-            self._dq.clear()
-            with self._lock:
-                self._dropped += lost
-                self._errors.append(RuntimeError(f"closed with {lost} records unwritten"))
-                del self._errors[:-1]
             report(
                 f"lost:{self.name}",
-                f"workflow-traces: sink {self.name} closed with {lost} records unwritten",
+                f"workflow-traces: sink {self.name} closed with {lost} records unwritten "
+                "(counted as failed)",
                 logging.ERROR,
             )
-        _unregister(self)
 
     @property
     def closed(self) -> bool:
@@ -434,33 +307,59 @@ class Channel:
 
     def take_error(self) -> BaseException | None:
         """The last failure since the previous call, or None; clears it."""
-        with self._lock:
-            if not self._errors:
-                return None
-            err = self._errors[-1]
-            self._errors.clear()
-            return err
+        return self.counters.take_error()
 
     def queued_records(self) -> int:
         """Records in the buffer now (a snapshot)."""
         return sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
 
     def health(self) -> SinkHealth:
-        last = self._last_error
         delivery = self._delivery
-        spool = None if delivery is None else delivery.spool
-        circuit_open = False if delivery is None else delivery.breaker.open
-        return SinkHealth(
-            name=self.name,
-            written=self._written,
-            dropped=self._dropped,
-            failed=self._failed,
-            queued=self.queued_records() + (0 if delivery is None else delivery.held),
-            last_error=None if last is None else f"{type(last).__name__}: {last}",
-            spooled=0 if spool is None else spool.records,
-            circuit_open=circuit_open,
-            state="closed" if self._closed else "circuit_open" if circuit_open else "running",
-        )
+        with self.counters.lock:  # the worker takes batches under it: nothing counted twice
+            if delivery is None:
+                state = "closed" if self._closed else "running"
+                return self.counters.health(self.queued_records(), state=state)
+            spool = delivery.spool
+            circuit_open = delivery.breaker.open
+            return self.counters.health(
+                self.queued_records(),
+                spooled=0 if spool is None else spool.records,
+                circuit_open=circuit_open,
+                state="closed" if self._closed else "circuit_open" if circuit_open else "running",
+            )
+
+    # -- what the Delivery uses (DeliveryHost, see ``delivery``) -------------------------------
+    @property
+    def deadline(self) -> float | None:
+        """The ``time.monotonic()`` by which ``close()`` must return, once it was called."""
+        return self._deadline
+
+    def abandoned(self) -> bool:
+        """``close()`` ran out of time: stop retrying and give up what is held."""
+        return self._abandon.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Wait before a retry; cut short when close() runs out of time."""
+        self._abandon.wait(seconds)
+
+    def wait_for_kick(self, seconds: float) -> None:
+        """Wait for the next probe; cut short by a flush() or close() request."""
+        self._kick.wait(seconds)
+        self._kick.clear()
+
+    def buffer_half_full(self) -> bool:
+        return len(self._dq) >= max(1, self._capacity // 2)
+
+    def release_flushers(self, exc: BaseException) -> None:
+        """Let flush() callers go while the service is unavailable, with ``exc`` reported. A
+        close() keeps waiting (until its deadline)."""
+        with self._lock:
+            waiting = [m for m in self._waiting if not m.stop]
+            self._waiting.difference_update(waiting)
+        if waiting:
+            self.counters.note(exc)
+            for marker in waiting:
+                marker.done.set()
 
     # -- the worker ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -485,7 +384,7 @@ class Channel:
                     try:
                         _exporter.flush(self.exporter)
                     except Exception as exc:
-                        self._note(exc)
+                        self.counters.note(exc)
                     with self._lock:
                         self._markers -= 1
                     if marker.stop:
@@ -503,7 +402,7 @@ class Channel:
                 delivery.close()
             _exporter.shutdown(self.exporter)
         except Exception as exc:
-            self._fail(exc, 0)
+            self.counters.fail(exc, 0)
 
     def _take(self) -> tuple[list[RecordValues], _Marker | None]:
         """The next batch from the buffer, and the flush marker that ends it, if one does.
@@ -512,9 +411,15 @@ class Channel:
         holds the GIL for all of its Python work, and with several sinks that work adds up.
         What a cut by bytes or a marker leaves over goes back to the front, in order (only the
         worker takes from the front; callers append at the back)."""
+        with self.counters.lock:  # taken and counted in flight at once (see health)
+            batch, marker = self._take_locked()
+            self.counters.took(len(batch))
+        return batch, marker
+
+    def _take_locked(self) -> tuple[list[RecordValues], _Marker | None]:
         dq = self._dq
         popleft = dq.popleft
-        n = min(len(dq), self._batch_records, self._batch_bytes // _MIN_SIZE + 1)
+        n = min(len(dq), self.batch_records, self._batch_bytes // _MIN_SIZE + 1)
         items: list[Any] = [popleft() for _ in range(n)]
         cut = n
         marker: _Marker | None = None
@@ -547,155 +452,5 @@ class Channel:
     def _export(self, batch: list[Any]) -> None:
         if self._delivery is not None:
             self._delivery.export(batch)
-            return
-        attempt = 0
-        while batch:
-            try:
-                result: ExportResult | None = self.exporter.export(batch)
-            except Exception as exc:
-                result = ExportResult(retry=batch, error=exc)
-            if result is None:
-                self._written += len(batch)
-                return
-            self._written += len(batch) - len(result.retry) - result.rejected
-            if result.rejected:
-                self._fail(result.error or RuntimeError("records rejected"), result.rejected)
-            batch = result.retry
-            if not batch:
-                return
-            err = result.error or RuntimeError("export failed")
-            delay = self._retry.delay(err, attempt)
-            if delay is None or self._abandon.is_set():
-                self._fail(err, len(batch))
-                return
-            attempt += 1
-            self._abandon.wait(delay)
-
-    def _note(self, exc: BaseException) -> None:
-        """Remember ``exc`` for the next flush()/close() (and the health summary) without
-        counting records as failed: used while records are held through an outage."""
-        with self._lock:
-            self._last_error = exc
-            self._errors.append(exc)
-            del self._errors[:-1]
-
-    def _release_waiters(self, exc: BaseException) -> None:
-        """Let flush() callers go while the service is unavailable, with ``exc`` reported. A
-        close() keeps waiting (until its deadline)."""
-        with self._lock:
-            waiting = [m for m in self._waiting if not m.stop]
-            self._waiting.difference_update(waiting)
-        if waiting:
-            self._note(exc)
-            for marker in waiting:
-                marker.done.set()
-
-    def _fail(self, exc: BaseException, count: int) -> None:
-        with self._lock:
-            self._failed += count
-            self._last_error = exc
-            self._errors.append(exc)
-            del self._errors[:-1]
-        report(
-            f"fail:{self.name}:{type(exc).__name__}",
-            f"workflow-traces: sink {self.name} failed to write {count} records: "
-            f"{type(exc).__name__}: {exc}",
-            logging.ERROR,
-        )
-
-
-# -- process-wide lifecycle: one exit hook, fork safety --------------------------------------------
-_live: weakref.WeakSet[Channel] = weakref.WeakSet()
-_live_lock = threading.Lock()
-_hook_registered = False
-_exiting = False
-
-
-def exiting() -> bool:
-    """True once the interpreter runs its exit hooks. Sink failures are then reported, not
-    raised: an exception in ``logging.shutdown`` stops it before it flushes the other
-    handlers."""
-    return _exiting
-
-
-def _mark_exiting() -> None:
-    global _exiting
-    _exiting = True
-
-
-# Registered at import, so it runs after the flush hook below and before logging.shutdown
-# (atexit runs hooks last-registered first; logging registered its own when imported).
-atexit.register(_mark_exiting)
-
-
-def _register(ch: Channel) -> None:
-    global _hook_registered
-    with _live_lock:
-        _live.add(ch)
-        if not _hook_registered:
-            atexit.register(_at_exit)
-            _hook_registered = True
-            _mp_exit_hook()  # a channel made inside a multiprocessing child
-
-
-def _unregister(ch: Channel) -> None:
-    global _hook_registered
-    with _live_lock:
-        _live.discard(ch)
-        if not _live and _hook_registered:
-            atexit.unregister(_at_exit)
-            _hook_registered = False
-
-
-def flush_all(channels: list[Channel], timeout: float | None) -> list[Channel]:
-    """Flush several channels under one shared deadline; returns those that ran out of time."""
-    markers = [(ch, ch.request_flush()) for ch in channels if not ch.closed]
-    deadline = None if timeout is None else time.monotonic() + timeout
-    late = []
-    for ch, marker in markers:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not ch.wait(marker, remaining):
-            late.append(ch)
-    return late
-
-
-def _at_exit() -> None:
-    with _live_lock:
-        channels = list(_live)
-    deadline = time.monotonic() + EXIT_FLUSH_TIMEOUT
-    flush_all(channels, EXIT_FLUSH_TIMEOUT)
-    for ch in channels:
-        ch.close(max(0.0, deadline - time.monotonic()))
-
-
-def _after_fork_in_child() -> None:
-    global _live_lock
-    _live_lock = threading.Lock()
-    for ch in list(_live):
-        ch._after_fork_in_child()
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
-        # A multiprocessing child ends with os._exit(): no atexit. Its bootstrap clears the
-        # finalizers inherited from the parent, then runs the after-fork hooks: register ours.
-        mp_util.register_after_fork(_MP_TOKEN, _mp_exit_hook)
-
-
-class _Token:
-    """Something for multiprocessing's after-fork registry to hold a weak reference to."""
-
-
-_MP_TOKEN = _Token()
-_mp_hook_pid = -1
-
-
-def _mp_exit_hook(_token: object = None) -> None:
-    """Flush every sink when a multiprocessing child exits (it skips atexit hooks)."""
-    global _mp_hook_pid
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is None or _mp_hook_pid == os.getpid():
-        return
-    _mp_hook_pid = os.getpid()
-    mp_util.Finalize(None, _at_exit, exitpriority=100)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+        else:
+            export_with_retries(self, self._retry, batch)

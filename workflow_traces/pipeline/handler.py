@@ -143,6 +143,7 @@ class ForeignHandlerExporter(Exporter):
     def __init__(self, handler: logging.Handler) -> None:
         self.handler = handler
         self.name = f"{type(handler).__name__}@{id(handler):x}"
+        self._owned = True  # closed with this exporter, unless detached
 
     def export(self, batch: Sequence[Record]) -> ExportResult | None:
         level = self.handler.level  # read here, so a level set after adding takes effect
@@ -168,5 +169,10 @@ class ForeignHandlerExporter(Exporter):
         self.handler.flush()
         return None
 
+    def detach(self) -> None:
+        """Leave the handler open when this exporter shuts down (``remove_handler``)."""
+        self._owned = False
+
     def shutdown(self) -> None:
-        self.handler.close()
+        if self._owned:
+            self.handler.close()

@@ -13,17 +13,8 @@ from workflow_traces.core.record import Record, RecordValues, as_record
 from workflow_traces.core.stdlib import log_record_values, name_defaults, user_extras
 from workflow_traces.diagnostics import is_ignored, report
 from workflow_traces.errors import ConfigError, SinkError, TraceClosedError
-from workflow_traces.pipeline.channel import (
-    Channel,
-    SinkHealth,
-    Tap,
-    Target,
-    exiting,
-    flush_all,
-    offer_after,
-    offer_all,
-    target,
-)
+from workflow_traces.pipeline.channel import Channel, SinkHealth, exiting, flush_all
+from workflow_traces.pipeline.fanout import Tap, Target, offer_after, offer_all, target
 from workflow_traces.pipeline.handler import BufferedHandler, ForeignHandlerExporter
 
 __all__ = ["MultiHandler"]
@@ -156,16 +147,22 @@ class MultiHandler(logging.Handler):
                 handler._owners.add(self)
             self._rebuild()
 
-    def remove_handler(self, handler: logging.Handler) -> None:
-        """Stop sending records to ``handler``. It is not closed: it may serve elsewhere."""
+    def remove_handler(self, handler: logging.Handler, timeout: float | None = 10.0) -> None:
+        """Stop sending records to ``handler``, and return once what it had queued is written
+        (at most ``timeout`` seconds). It is not closed: it may serve elsewhere, as with the
+        stdlib's ``Logger.removeHandler``."""
         if handler in self.handlers:
             self.handlers.remove(handler)
             if isinstance(handler, BufferedHandler):
                 handler._owners.discard(self)
             ch = self._channels.pop(id(handler), None)
             self._rebuild()
-            if ch is not None:
-                ch.close()
+            if isinstance(handler, BufferedHandler):
+                handler.channel.flush(timeout)
+            elif ch is not None:
+                if isinstance(ch.exporter, ForeignHandlerExporter):
+                    ch.exporter.detach()  # our channel goes; the handler stays open
+                ch.close(timeout)
 
     def get_handler_by_type(self, handler_type: type[H]) -> H | None:
         """The first handler that is an instance of ``handler_type``, or None."""

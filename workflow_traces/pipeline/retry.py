@@ -1,5 +1,7 @@
-"""Retry rules for network sinks, after OpenTelemetry's OTLP HTTP exporter: retry only what can
-succeed later, with exponential backoff and full jitter, honouring ``Retry-After``.
+"""Retry rules. :class:`RetryPolicy` is a channel's default (local sinks: two quick retries);
+:class:`NetworkRetryPolicy` is the network sinks', after OpenTelemetry's OTLP HTTP exporter:
+retry only what can succeed later, with exponential backoff and full jitter, honouring
+``Retry-After``.
 
 Exporters classify their failures by raising :class:`RetryableError` (connection errors,
 timeouts, 408, 429, 5xx) or :class:`PermanentError` (other 4xx: reported, never retried);
@@ -9,7 +11,7 @@ tree) and are re-exported here for the pipeline's own imports.
 
 A :class:`NetworkRetryPolicy` also tells the channel to hold records through an outage: once a
 batch has used up its retries, a circuit breaker opens and the batch waits (in memory, or on disk
-under ``spool_dir``) while the service is probed now and then (see ``_delivery``).
+under ``spool_dir``) while the service is probed now and then (see ``delivery``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import random
 
 from workflow_traces.errors import PayloadTooLargeError, PermanentError, RetryableError
-from workflow_traces.pipeline.channel import RetryPolicy
 
 __all__ = [
     "DEFAULT_SPOOL_MAX_BYTES",
@@ -25,6 +26,7 @@ __all__ = [
     "NetworkRetryPolicy",
     "PayloadTooLargeError",
     "PermanentError",
+    "RetryPolicy",
     "RetryableError",
     "parse_retry_after",
 ]
@@ -34,6 +36,42 @@ DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
 #: HTTP statuses worth retrying.
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class RetryPolicy:
+    """When to try a failed batch again. The default suits local sinks: two quick retries,
+    then the batch is counted as failed. Network sinks use :class:`NetworkRetryPolicy`."""
+
+    #: Whether a batch still failing after ``max_retries`` waits for the service (circuit
+    #: breaker, see ``delivery``) instead of being given up.
+    holds_on_outage = False
+    #: Folder where a network sink keeps records it cannot send now; None = memory only.
+    spool_dir: str | None = None
+    spool_max_bytes: int = 0
+
+    def __init__(self, max_retries: int = 2, base_delay: float = 0.05, max_delay: float = 1.0):
+        self.max_retries = max_retries
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def delay(self, exc: BaseException, attempt: int) -> float | None:
+        """Seconds to wait before retry number ``attempt + 1``, or None to give up (at once for
+        a PermanentError: sending again cannot help)."""
+        if attempt >= self.max_retries or isinstance(exc, PermanentError):
+            return None
+        return float(min(self.max_delay, self.base_delay * (2**attempt)))
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether sending again may succeed (False: the records are failed at once)."""
+        return True
+
+    def splits(self, exc: BaseException) -> bool:
+        """Whether ``exc`` asks for the batch to be split in halves (HTTP 413)."""
+        return False
+
+    def probe_delay(self, exc: BaseException, probes: int) -> float:
+        """Seconds between probes of a service whose circuit breaker is open."""
+        return self.max_delay
 
 
 def parse_retry_after(value: str | None) -> float | None:

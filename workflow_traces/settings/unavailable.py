@@ -13,8 +13,9 @@ import weakref
 from typing import Any
 
 from workflow_traces.core.record import RecordValues
-from workflow_traces.pipeline.channel import SinkHealth, Tap
+from workflow_traces.pipeline.fanout import Tap
 from workflow_traces.pipeline.handler import BufferedHandler
+from workflow_traces.pipeline.health import SinkHealth
 
 __all__ = ["UnavailableHandler", "UnavailableSink"]
 

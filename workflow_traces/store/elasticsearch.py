@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from workflow_traces.core.record import Record
 from workflow_traces.errors import ConfigError, TraceError
+from workflow_traces.exporters.elasticsearch.adapters import make_client
 from workflow_traces.exporters.elasticsearch.client import (
     Connection,
     classify,
@@ -170,7 +171,7 @@ class ElasticsearchStore(Store):
     def _get_client(self) -> Any:
         if self._client is None:
             try:
-                self._client = self.connection.adapter()
+                self._client = make_client(self.connection)
             except ImportError as exc:
                 kind = self.connection.product
                 raise ConfigError(

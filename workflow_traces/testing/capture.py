@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from workflow_traces.core.record import Record, RecordValues, as_record
-from workflow_traces.pipeline.channel import Tap
+from workflow_traces.pipeline.fanout import Tap
 from workflow_traces.pipeline.multi import TAPS
 
 __all__ = ["CapturedRecords", "capture_traces"]

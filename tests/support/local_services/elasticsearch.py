@@ -250,7 +250,7 @@ class LocalElasticsearch(RoutesMixin):
         return context
 
     # -- request handling (called on the server's threads) --------------------------------------
-    def _track(self, conn: socket.socket, add: bool) -> None:
+    def track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
             if add:
                 self._connections.add(conn)

@@ -52,6 +52,12 @@ class FaultsMixin:
             self._delay_cut.set()
             self._delay_cut = threading.Event()
 
+    def pending_delay(self) -> tuple[float, threading.Event]:
+        """The delay to wait before answering a request, and the event that lifting it sets
+        (read first: the setter sets the event it replaces, so a wait cut short ends)."""
+        cut = self._delay_cut
+        return self._delay, cut
+
     # -- fault knobs ---------------------------------------------------------------------------
     def fail_items(self, count: int, status: int = 429, reason: str | None = None) -> None:
         """Answer the next ``count`` bulk items with ``status`` (nothing is written for them)."""

@@ -13,17 +13,16 @@ import gzip
 import http.server
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
-
-if TYPE_CHECKING:
-    from local_services.elasticsearch import LocalElasticsearch
 
 __all__ = [
     "COMPAT_JSON",
     "REASONS",
+    "Backend",
     "Drop",
     "HTTPError",
     "Handler",
@@ -91,11 +90,32 @@ def no_handler(method: str, path: str) -> HTTPError:
     )
 
 
+class Backend(Protocol):
+    """What the HTTP side needs of the server behind it (``LocalElasticsearch``): named here so
+    this module does not import that one, which imports this."""
+
+    #: Requests received, counted before any delay.
+    received: int
+
+    def track(self, conn: socket.socket, add: bool) -> None:
+        """A connection opened (``add``) or closed."""
+
+    def pending_delay(self) -> tuple[float, threading.Event]:
+        """The delay to wait before answering, and the event that cuts it short when lifted."""
+        ...
+
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Answer one request: (status, JSON body or None, extra headers)."""
+        ...
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
-    es: LocalElasticsearch
+    es: Backend
     ssl_context: ssl.SSLContext | None = None
 
     def finish_request(self, request: Any, client_address: Any) -> None:
@@ -125,13 +145,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.es._track(self.connection, True)
+        self.server.es.track(self.connection, True)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.es._track(self.connection, False)
+            self.server.es.track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -155,8 +175,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         es.received += 1
-        cut = es._delay_cut  # read before the delay: lifting it sets this very event
-        delay = es._delay
+        delay, cut = es.pending_delay()  # read before the delay: lifting it sets this very event
         if delay:
             cut.wait(delay)
         try:

@@ -147,13 +147,6 @@ class Connection:
         """``Elasticsearch`` or ``OpenSearch``, for messages."""
         return "OpenSearch" if self.product == "opensearch" else "Elasticsearch"
 
-    def adapter(self) -> Any:
-        """A new client for the sink and the store: adapters.SearchClient over this product's
-        official client."""
-        from workflow_traces.exporters.elasticsearch.adapters import make_client
-
-        return make_client(self)
-
     def client(self) -> Any:
         """A new ``elasticsearch.Elasticsearch`` client (JSON through orjson)."""
         from elasticsearch import Elasticsearch

@@ -29,6 +29,7 @@ from workflow_traces.core.record import Record
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.base import Exporter, ExportResult
+from workflow_traces.exporters.elasticsearch.adapters import make_client
 from workflow_traces.exporters.elasticsearch.client import (
     Connection,
     classify,
@@ -160,7 +161,7 @@ class ElasticsearchExporter(Exporter):
         if client is None:
             kind = self.connection.product
             try:
-                client = self._client = self.connection.adapter()
+                client = self._client = make_client(self.connection)
             except ImportError as exc:
                 raise PermanentError(f"the {kind} sink needs the {kind} extra ({exc})") from None
             except Exception as exc:  # the client refused its options
