@@ -5,30 +5,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from local_services import LocalElasticsearch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from read_helpers import Places
 from sample_runs import sinks
-
-
-@dataclass
-class Places:
-    """Where a test's runs are written, and the store locations reading them."""
-
-    files: Path
-    db: Path
-    es_url: str
-    extras: dict[str, Any]
-
-    @property
-    def locations(self) -> dict[str, str]:
-        return {"file": str(self.files), "sqlite": str(self.db), "es": f"{self.es_url}/traces"}
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Places
+from read_helpers import Places
 from sample_runs import XSS_MESSAGE, live_run, plain_run
 
 from workflow_traces import ConfigError, get_trace, open_store

@@ -254,9 +254,7 @@ def _fmt_duration(seconds: float | None) -> str:
 
 
 def _fmt_offset(seconds: float) -> str:
-    if seconds < 120:
-        return f"+{seconds:.2f}s"
-    return f"+{seconds / 60:.1f}min"
+    return "+" + (_fmt_duration(seconds) if seconds > 0 else "0s")
 
 
 def _clip(text: str, limit: int) -> str:
