@@ -44,6 +44,7 @@ class LogWriter:
         self._second = -1
         self._date = ""
         self._lines: list[str] = []
+        self._where: dict[tuple[str | None, str | None], str] = {}
 
     def _time(self, time_ns: int) -> str:
         sec = time_ns // 1_000_000_000
@@ -55,8 +56,12 @@ class LogWriter:
     def line(self, rec: Record) -> str:
         if self.ndjson:
             return orjson.dumps(record_to_json(rec), default=str).decode() + "\n"
-        names = "/".join(n for n in (rec.job_name, rec.stage_name) if n)
-        where = escape_terminal(names, newlines=False) + " " if names else ""
+        key = (rec.job_name, rec.stage_name)
+        where = self._where.get(key)
+        if where is None:
+            names = "/".join(n for n in key if n)
+            where = escape_terminal(names, newlines=False) + " " if names else ""
+            self._where[key] = where
         if rec.kind == "event":
             name = {"workflow": rec.workflow_name, "job": rec.job_name}.get(
                 rec.scope or "", rec.stage_name

@@ -28,7 +28,7 @@ from workflow_traces.store.query import Filters
 __all__ = ["PAGE_SIZE", "SQLiteStore"]
 
 #: Rows per query while streaming a run.
-PAGE_SIZE = 5000
+PAGE_SIZE = 10_000
 _RAW = (
     "seq, record_id, time_ns, levelno, message, run_id, parent_run_id, workflow_name, kind, detail"
 )
@@ -218,12 +218,13 @@ class SQLiteStore(Store):
             if position is None:
                 sql, params = base, [run_id, *args]
             else:
-                sql = base + " AND (time_ns > ? OR (time_ns = ? AND seq > ?))"
+                # The range on time_ns seeks the index; the OR only sorts out the ties.
+                sql = base + " AND time_ns >= ? AND (time_ns > ? OR seq > ?)"
                 params = [run_id, *args, position[0], position[0], position[1]]
             rows = self._conn.execute(
                 sql + " ORDER BY time_ns, seq LIMIT ?", (*params, size)
             ).fetchall()
-            to_record = self._to_record
+            to_record = _record_v2 if self._raw() else self._to_record
             seq = 0
             rec = None
             for row in rows:
