@@ -16,7 +16,7 @@ from typing import IO, Any
 import orjson
 
 from workflow_traces.errors import TraceError
-from workflow_traces.store.base import STATUSES, Store
+from workflow_traces.store.base import STATUSES, Store, child_counts
 
 __all__ = ["add_parser", "open_location"]
 
@@ -96,12 +96,7 @@ def _list(args: argparse.Namespace) -> int:
             runs = store.list_runs(
                 workflow=args.workflow, status=args.status, limit=args.limit, roots=args.roots
             )
-            counts: dict[str, int] = {}
-            if args.json:
-                every = store.list_runs(limit=10**9)
-                for s in every:
-                    if s.parent_run_id is not None:
-                        counts[s.parent_run_id] = counts.get(s.parent_run_id, 0) + 1
+            counts = child_counts(store.summaries()) if args.json else {}
     except TraceError as exc:
         return _fail("list", exc)
     if args.json:

@@ -22,7 +22,16 @@ from workflow_traces.store.query import Filters
 if TYPE_CHECKING:
     from workflow_traces.store.tree import Node
 
-__all__ = ["STATUSES", "Run", "RunSummary", "Store", "jobs_status", "summarize"]
+__all__ = [
+    "STATUSES",
+    "Run",
+    "RunSummary",
+    "Store",
+    "child_counts",
+    "jobs_status",
+    "select_runs",
+    "summarize",
+]
 
 _END_EVENTS = ("succeeded", "failed", "skipped", "cancelled")
 #: Every status a run can have (``list_runs(status=...)`` takes these).
@@ -103,16 +112,19 @@ def _from_jobs(events: list[JobEvent]) -> tuple[str | None, int | None, int | No
     open_jobs: dict[str | None, int] = {}
     statuses: dict[str | None, str] = {}
     first = last = None
-    for event, time_ns, _duration, job in events:
+    for event, time_ns, duration, job in events:
         if event == "started":
             open_jobs[job] = open_jobs.get(job, 0) + 1
             statuses[job] = "unfinished"
-            first = time_ns if first is None else first
+            first = time_ns if first is None else min(first, time_ns)
         elif event in _END_EVENTS:
             if open_jobs.get(job, 0) > 0:
                 open_jobs[job] -= 1
             statuses[job] = "unfinished" if open_jobs.get(job, 0) else event
             last = time_ns
+            if duration is not None:  # the job's own measure of when it began
+                began = time_ns - int(duration * 1e9)
+                first = began if first is None else min(first, began)
     status = jobs_status(statuses.values())
     return status, first, (last if status != "unfinished" else None)
 
@@ -187,6 +199,38 @@ def summarize_records(run_id: str, records: Iterable[Record]) -> RunSummary | No
     return summarize(run_id, parent, workflow, first, last, count, wf_events, job_events)
 
 
+def select_runs(
+    summaries: Iterable[RunSummary],
+    workflow: str | None = None,
+    status: str | None = None,
+    *,
+    roots: bool = False,
+    search: str | None = None,
+) -> list[RunSummary]:
+    """The summaries ``list_runs`` keeps for these filters, newest first."""
+    if status is not None and status not in STATUSES:
+        raise ConfigError(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
+    runs = [
+        s
+        for s in summaries
+        if (workflow is None or s.workflow_name == workflow)
+        and (status is None or s.status == status)
+        and (not roots or s.parent_run_id is None)
+        and (search is None or search in s.run_id)
+    ]
+    runs.sort(key=lambda s: (s.started or _EPOCH, s.run_id), reverse=True)
+    return runs
+
+
+def child_counts(summaries: Iterable[RunSummary]) -> dict[str, int]:
+    """How many child runs each parent run id has, among ``summaries``."""
+    counts: dict[str, int] = {}
+    for s in summaries:
+        if s.parent_run_id is not None:
+            counts[s.parent_run_id] = counts.get(s.parent_run_id, 0) + 1
+    return counts
+
+
 class _EndWatch:
     """Whether a run has ended, from its events as they arrive: its workflow scopes all closed
     after one ended; a run without workflow events, its jobs all closed after one ended."""
@@ -252,18 +296,13 @@ class Store(abc.ABC):
         """Runs, newest first: optionally only one workflow's, one status's (see STATUSES),
         runs without a parent (``roots``), or runs whose id holds ``search``; ``offset`` skips
         that many (paging)."""
-        if status is not None and status not in STATUSES:
-            raise ConfigError(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
-        runs = [
-            s
-            for s in self._summaries()
-            if (workflow is None or s.workflow_name == workflow)
-            and (status is None or s.status == status)
-            and (not roots or s.parent_run_id is None)
-            and (search is None or search in s.run_id)
+        return select_runs(self._summaries(), workflow, status, roots=roots, search=search)[
+            offset : offset + limit
         ]
-        runs.sort(key=lambda s: (s.started or _EPOCH, s.run_id), reverse=True)
-        return runs[offset : offset + limit]
+
+    def summaries(self) -> list[RunSummary]:
+        """Every run's summary, in no particular order (``list_runs`` sorts and filters)."""
+        return self._summaries()
 
     def get_summary(self, run_id: str) -> RunSummary:
         """One run's summary, read without holding its records. Raises RunNotFoundError."""
@@ -365,6 +404,8 @@ class Store(abc.ABC):
         if depth > 0:
             for child in self.child_runs(run_id):
                 node = self.run_tree(child.run_id, depth=depth - 1)
+                if not node.events and [c.kind for c in node.children] == ["job"]:
+                    node.name = node.children[0].name  # a subflow: its own (job's) name
                 node.kind, node.run_id = "run", child.run_id
                 node.status, node.duration = child.status, child.duration
                 node.started, node.ended = child.started, child.ended

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from workflow_traces.errors import ConfigError, RunNotFoundError, TraceError
-from workflow_traces.store.base import Store
+from workflow_traces.store.base import Store, child_counts, select_runs
 from workflow_traces.store.jsonable import node_to_dict, record_to_json, summary_to_dict
 
 __all__ = ["ViewerServer", "is_loopback_host", "serve"]
@@ -68,19 +68,15 @@ class _Api:
         limit = min(max(_int(q, "limit", 50), 1), 500)
         offset = max(_int(q, "offset", 0), 0)
         with self.lock:
-            every = self.store.list_runs(limit=10**9)
-            page = self.store.list_runs(
-                workflow=q.get("workflow") or None,
-                status=q.get("status") or None,
-                search=q.get("q") or None,
-                roots=q.get("roots") == "1",
-                limit=limit + 1,
-                offset=offset,
-            )
-        counts: dict[str, int] = {}
-        for s in every:
-            if s.parent_run_id is not None:
-                counts[s.parent_run_id] = counts.get(s.parent_run_id, 0) + 1
+            every = self.store.summaries()
+        page = select_runs(
+            every,
+            q.get("workflow") or None,
+            q.get("status") or None,
+            roots=q.get("roots") == "1",
+            search=q.get("q") or None,
+        )[offset : offset + limit + 1]
+        counts = child_counts(every)
         return {
             "runs": [summary_to_dict(s, counts.get(s.run_id, 0)) for s in page[:limit]],
             "more": len(page) > limit,

@@ -241,8 +241,11 @@ function runPage(main, runId, params) {
     let span = 0;
     for (const { node } of rows) if (node.started) span = Math.max(span, startOf(node) + lengthOf(node));
     span = span > 0 ? span : 0.001;
+    // Round steps (1, 2 or 5 of a power of ten), about five across the span.
+    const raw = span / 5, power = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((v) => v >= raw) || raw;
     const ticks = el("div", { class: "ticks" });
-    for (let i = 0; i <= 4; i++) ticks.append(el("span", { class: "tick", style: { left: `${i * 25}%` } }, i === 0 ? "0" : `+${seconds((span * i) / 4)}`));
+    for (let t = 0; t <= span * 1.0001; t += step) ticks.append(el("span", { class: "tick", style: { left: `${(100 * t) / span}%` } }, t === 0 ? "0" : `+${seconds(t)}`));
     timeline.append(el("div", { class: "tl-axis" }, el("span", {}), ticks, el("span", {})));
     rows.forEach(({ node, depth, runId: owner }, index) => {
       const start = startOf(node), length = node.started ? lengthOf(node) : 0;
@@ -289,7 +292,10 @@ function runPage(main, runId, params) {
       el("span", { class: "msg" }, r.message));
     if (r.exc_traceback) row.append(el("pre", { class: "tb" }, r.exc_traceback.replace(/\n$/, "")));
     else if (r.exc_type) row.append(el("pre", { class: "tb" }, `${r.exc_type}: ${r.exc_message || ""}`));
-    if (r.extras && Object.keys(r.extras).length) row.append(el("div", { class: "extras" }, JSON.stringify(r.extras)));
+    if (r.extras && Object.keys(r.extras).length) {
+      const pairs = Object.entries(r.extras).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join("  ");
+      row.append(el("div", { class: "extras", title: pairs }, pairs));
+    }
     return row;
   }
 
