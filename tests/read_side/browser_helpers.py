@@ -87,7 +87,7 @@ def viewer(location: Path | str) -> Iterator[str]:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            match = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            match = re.match(r"workflow-traces viewer: (http://127\.0\.0\.1:\d+/) ", line)
             assert match, (line, proc.stderr.read() if proc.stderr else "")
             yield match.group(1)
         finally:

@@ -220,3 +220,15 @@ def test_the_tree_holds_child_runs_where_they_ran(places: Places) -> None:
             assert tree.records == [] and clean.records == []  # built from events only
             # Nothing else of the parent's tree holds the child.
             assert sum(1 for n in tree.walk() if n.kind == "run") == 1
+
+
+def test_a_database_file_the_sink_just_created_reads_as_empty_then_fills(
+    places: Places,
+) -> None:
+    places.db.touch()  # what a reader can meet between the sink's open and its first write
+    with open_store(places.db) as store:
+        assert store.list_runs() == []
+        assert list(store.iter_records("etl-1")) == []
+        plain_run(places.extras)
+        assert [s.run_id for s in store.list_runs(roots=True)] == ["etl-1"]
+        assert store.get_summary("etl-1").status == "succeeded"

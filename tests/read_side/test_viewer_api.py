@@ -129,10 +129,9 @@ def test_ui_binds_loopback_unless_told_and_warns_then(tmp_path: Path) -> None:
         ) as proc:
             assert proc.stdout is not None
             line = proc.stdout.readline()
-            assert (
-                line.startswith("workflow-traces viewer on sqlite:") and "http://127.0.0.1:" in line
-            )
-            url = line.split(": ", 1)[1].split()[0]
+            assert line.startswith("workflow-traces viewer: http://127.0.0.1:"), line
+            assert "(sqlite:" in line
+            url = line.split()[2]
             assert get(url)[0] == 200
             proc.terminate()
             _, err = proc.communicate(timeout=10)

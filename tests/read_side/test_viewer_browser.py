@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from browser_helpers import browser_page, viewer
+from read_helpers import Places
 from sample_runs import XSS_MESSAGE, XSS_STAGE, live_run, plain_run, sinks
 
 from workflow_traces import open_store
@@ -221,3 +222,27 @@ def test_a_run_still_being_written_updates_live(
     finally:
         done.set()
         writer.join(10)
+
+
+@pytest.mark.network
+def test_the_viewer_reads_elasticsearch_too(places: Places) -> None:
+    plain_run(places.extras, lines=30)
+    location = places.locations["es"]
+    with open_store(location) as store:
+        tree = store.run_tree("etl-1")
+        every_log = [r.record_id for r in store.iter_records("etl-1", kind="log")]
+        fetch_logs = [r.record_id for r in store.iter_records("etl-1", kind="log", stage="fetch")]
+    with viewer(location) as url, browser_page() as page:
+        page.goto(url + "#/run/etl-1")
+        page.wait_for_selector(".tl-row")
+        _wait_logs(page, every_log)
+        rows = _rows(page)
+        assert [(r["kind"], r["name"], r["status"], r["attempt"]) for r in rows] == [
+            (n.kind, n.name, n.status or "", str(n.attempt)) for n in tree.walk()
+        ]
+        page.click(".tl-row[data-kind=stage][data-name=fetch][data-attempt='2']")
+        _wait_logs(page, fetch_logs)
+        page.goto(url)
+        page.wait_for_selector(".run-row")
+        assert page.locator(".run-row").count() == 2
+        assert page.errors == []  # type: ignore[attr-defined]

@@ -55,7 +55,7 @@ def _ui(args: argparse.Namespace) -> int:
 
     def ready(server: ViewerServer) -> None:
         where = escape_terminal(str(store), newlines=False)
-        print(f"workflow-traces viewer on {where}: {server.url}  (Ctrl-C to stop)", flush=True)
+        print(f"workflow-traces viewer: {server.url}  ({where}; Ctrl-C to stop)", flush=True)
 
     try:
         serve(store, args.host, args.port, ready)

@@ -142,8 +142,13 @@ class FileStore(Store):
             matches = None if filters.empty else filters.matches
             given = 0
             parse = lines.parse
+            events_only = filters.kind == "event"
             for line in fh:
                 offset += len(line)
+                # An event's line holds "event" (its kind): the others need no parsing. Lines
+                # of objects (the header, id prefixes) are always read.
+                if events_only and b'"event"' not in line and not line.startswith(b"{"):
+                    continue
                 rec = parse(line)
                 if rec is None or not seen.new(rec.record_id):
                     continue
@@ -184,6 +189,22 @@ class FileStore(Store):
             return out
 
         return poll
+
+    def _first_parent(self, run_id: str) -> str | None:
+        """The parent run id of the run's first record (a run's records share it)."""
+        for rec in self._iter(run_id, Filters(), None, 1):
+            return rec.parent_run_id
+        return None
+
+    def _children(self, run_id: str) -> list[RunSummary]:
+        # Each run's first record says whose child it is: only the children are read whole.
+        out = []
+        for child in self._run_ids():
+            if child != run_id and self._first_parent(child) == run_id:
+                summary = self._summary(child)
+                if summary is not None and summary.parent_run_id == run_id:
+                    out.append(summary)
+        return out
 
     def _summaries(self) -> list[RunSummary]:
         out = []

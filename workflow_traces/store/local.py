@@ -41,7 +41,8 @@ def open_store(location: str | os.PathLike[str]) -> Store:
     if path.is_file():
         with open(path, "rb") as fh:
             magic = fh.read(16)
-        if magic.startswith(b"SQLite format 3"):
+        # An empty file is an SQLite database not written yet (the sink has just created it).
+        if magic.startswith(b"SQLite format 3") or not magic:
             return SQLiteStore(path)
         raise ConfigError(f"location: {text!r} is neither a SQLite database nor a folder")
     raise ConfigError(f"location: {text!r} does not exist")

@@ -23,7 +23,7 @@ import orjson
 from workflow_traces.core.record import Record
 from workflow_traces.exporters.encode import record_from_dict
 from workflow_traces.store.base import RunSummary, Store, summarize
-from workflow_traces.store.query import Filters
+from workflow_traces.store.query import KINDS, Filters
 
 __all__ = ["PAGE_SIZE", "SQLiteStore"]
 
@@ -42,7 +42,13 @@ _SUMMARY_SQL = {
         "WHERE run_id IN (SELECT DISTINCT run_id FROM traces"
         " WHERE parent_run_id = ? AND parent_run_id != '')"
     ),
-    "one": _SUMMARY.format("WHERE run_id = ?"),
+    # One run: the count and times from the run index alone, then the names (which need the
+    # table's rows) in a second pass SQLite makes without grouping.
+    "one": (
+        "SELECT ?, (SELECT MAX(parent_run_id) FROM traces WHERE run_id = ?),"
+        " (SELECT MAX(workflow_name) FROM traces WHERE run_id = ?), MIN(time_ns), MAX(time_ns),"
+        " COUNT(*) FROM traces WHERE run_id = ? HAVING COUNT(*) > 0"
+    ),
 }
 # Workflow and job events (on the partial index of events), for the summaries.
 _EVENTS = (
@@ -176,8 +182,10 @@ class SQLiteStore(Store):
             conds.append("time_ns >= ?")
             args.append(filters.since_ns)
         if filters.kind is not None:
-            conds.append("kind = ?")
-            args.append(filters.kind)
+            # Written out, not bound: SQLite uses the partial index of events (WHERE kind =
+            # 'event') only for that literal. Filters.make allows only KINDS here.
+            assert filters.kind in KINDS
+            conds.append(f"kind = '{filters.kind}'")
         if filters.text is not None:
             exc_type, exc_message = (
                 ("json_extract(detail, '$[15]')", "json_extract(detail, '$[16]')")
@@ -211,7 +219,12 @@ class SQLiteStore(Store):
             if position is None:
                 return  # a cursor of another run, or a record that is gone: nothing after it
         conds, args = self._where(filters)
-        base = self._select() + " WHERE " + " AND ".join(["run_id = ?", *conds])
+        select = self._select()
+        if filters.kind == "event" and self._raw():
+            # A run's few events out of its many records: the partial index of events, sorted
+            # after (SQLite would rather walk the run index for the order, every row of it).
+            select += " INDEXED BY ix_traces_events"
+        base = select + " WHERE " + " AND ".join(["run_id = ?", *conds])
         left = limit
         while left is None or left > 0:
             size = PAGE_SIZE if left is None else min(PAGE_SIZE, left)
@@ -272,7 +285,7 @@ class SQLiteStore(Store):
             return []
         ev_where, ev_args = "", ()
         if where == "one":
-            ev_where, ev_args = "AND run_id = ?", args
+            ev_where, ev_args = "AND run_id = ?", args[:1]
         elif where == "children":
             ids = [r[0] for r in rows]
             ev_where = f"AND run_id IN ({', '.join('?' for _ in ids)})"
@@ -307,7 +320,7 @@ class SQLiteStore(Store):
         return self._summary_rows("children", (run_id,))
 
     def _summary(self, run_id: str) -> RunSummary | None:
-        rows = self._summary_rows("one", (run_id,))
+        rows = self._summary_rows("one", (run_id,) * 4)
         return rows[0] if rows else None
 
     def close(self) -> None:
