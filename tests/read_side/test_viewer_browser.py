@@ -67,6 +67,13 @@ def test_the_run_page_shows_every_job_and_stage_and_filters_its_logs(
         every_log = [r.record_id for r in store.iter_records("etl-1", kind="log")]
         parse_logs = [r.record_id for r in store.iter_records("etl-1", kind="log", stage="parse")]
         errors = [r.record_id for r in store.iter_records("etl-1", kind="log", level="ERROR")]
+        transform_logs = [
+            r.record_id for r in store.iter_records("etl-1", kind="log", job="transform")
+        ]
+        validate_logs = [
+            r.record_id
+            for r in store.iter_records("etl-1", kind="log", job="transform", stage="validate")
+        ]
     with viewer(location) as url, browser_page() as page:
         page.goto(url + "#/run/etl-1")
         page.wait_for_selector(".tl-row")
@@ -92,6 +99,13 @@ def test_the_run_page_shows_every_job_and_stage_and_filters_its_logs(
         assert page.locator(".chip[data-filter=stage]").inner_text().startswith("stage: parse")
         # Clearing it, then the level filter.
         page.click(".chip[data-filter=job] button")
+        _wait_logs(page, every_log)
+        # The job and stage choices filter the same way.
+        page.select_option("#f-job", "transform")
+        _wait_logs(page, transform_logs)
+        page.select_option("#f-stage", "validate")
+        _wait_logs(page, validate_logs)
+        page.select_option("#f-job", "")
         _wait_logs(page, every_log)
         page.select_option("#f-level", "ERROR")
         _wait_logs(page, errors)
@@ -149,6 +163,17 @@ def test_the_runs_page_lists_filters_and_searches(written: tuple[Path, Path]) ->
         runs = listed()
         assert set(runs) == {"etl-1", "etl-1-child", "report-0", "report-1", "report-2"}
         assert runs["etl-1"] == ["succeeded", "1"] and runs["report-1"] == ["failed", "0"]
+        assert page.eval_on_selector_all("#f-workflow option", "os => os.map(o => o.value)") == [
+            "",
+            "enrich",
+            "etl",
+            "report",
+        ]
+        page.select_option("#f-workflow", "report")
+        page.wait_for_function("() => document.querySelectorAll('.run-row').length === 3")
+        assert set(listed()) == {"report-0", "report-1", "report-2"}
+        page.select_option("#f-workflow", "")
+        page.wait_for_function("() => document.querySelectorAll('.run-row').length === 5")
         page.select_option("#f-status", "failed")
         page.wait_for_function("() => document.querySelectorAll('.run-row').length === 1")
         assert set(listed()) == {"report-1"}

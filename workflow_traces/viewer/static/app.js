@@ -16,6 +16,7 @@ function el(tag, props, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props || {})) {
     if (value === undefined || value === null || value === false) continue;
+    if (key === "value") { node.value = value; node.setAttribute("value", value); continue; }
     if (key === "class") node.className = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
     else if (key === "style") for (const [prop, v] of Object.entries(value)) node.style.setProperty(prop, v);
@@ -135,7 +136,7 @@ function runsPage(main, params) {
     try { data = await api(`/api/runs?${q}`); } catch (err) { clear(body); body.append(el("tr", {}, el("td", { colspan: 7, class: "error" }, String(err.message)))); return; }
     const chosen = workflow.value || state.workflow;
     clear(workflow);
-    workflow.append(el("option", { value: "" }, "any workflow"), data.workflows.map((w) => el("option", { value: w }, w)));
+    workflow.append(el("option", { value: "" }, "any workflow"), ...data.workflows.map((w) => el("option", { value: w }, w)));
     workflow.value = chosen;
     clear(body);
     if (!data.runs.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No runs match.")));
@@ -185,11 +186,13 @@ function runPage(main, runId, params) {
   const level = el("select", { id: "f-level", "aria-label": "level" }, el("option", { value: "" }, "every level"),
     LEVELS.map((l) => el("option", { value: l }, `${l} and above`)));
   const text = el("input", { id: "f-text", type: "search", placeholder: "search messages", "aria-label": "text" });
+  const jobSelect = el("select", { id: "f-job", "aria-label": "job" });
+  const stageSelect = el("select", { id: "f-stage", "aria-label": "stage" });
   level.value = filters.level; text.value = filters.text;
   main.append(head,
     el("section", { class: "panel" }, el("h2", {}, "Timeline"), timeline),
     el("section", { class: "panel" }, el("h2", {}, "Logs"),
-      el("div", { class: "toolbar" }, level, text, chips, el("span", { class: "spacer" }), shown),
+      el("div", { class: "toolbar" }, level, jobSelect, stageSelect, text, chips, el("span", { class: "spacer" }), shown),
       logs, more));
 
   let tree = null, summary = null, cursor = null, hasMore = false, loading = false, generation = 0, count = 0;
@@ -200,10 +203,32 @@ function runPage(main, runId, params) {
     for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
     history.replaceState(null, "", runLink(runId, q));
     renderChips();
+    renderChoices();
     renderTimeline();
     resetLogs();
   }
   level.addEventListener("change", () => setFilters({ level: level.value }));
+  jobSelect.addEventListener("change", () => setFilters({ job: jobSelect.value, stage: "" }));
+  stageSelect.addEventListener("change", () => setFilters({ stage: stageSelect.value }));
+
+  // The job and stage choices: this run's own (not its child runs'), in the tree's order.
+  function renderChoices() {
+    const jobs = [], stages = [];
+    const walk = (node, job) => {
+      if (node.kind === "run") return;
+      if (node.kind === "job" && !jobs.includes(node.name)) jobs.push(node.name);
+      const inJob = node.kind === "job" ? node.name : job;
+      if (node.kind === "stage" && (!filters.job || inJob === filters.job) && !stages.includes(node.name)) stages.push(node.name);
+      node.children.forEach((c) => walk(c, inJob));
+    };
+    if (tree) walk(tree, null);
+    for (const [select, names, value, none] of [[jobSelect, jobs, filters.job, "every job"], [stageSelect, stages, filters.stage, "every stage"]]) {
+      clear(select);
+      select.append(el("option", { value: "" }, none), ...names.map((n) => el("option", { value: n }, n)));
+      if (value && !names.includes(value)) select.append(el("option", { value }, value));
+      select.value = value;
+    }
+  }
   let typing;
   text.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => setFilters({ text: text.value.trim() }), 250); });
 
@@ -347,6 +372,7 @@ function runPage(main, runId, params) {
     renderHead();
     renderTimeline();
     if (first) { renderChips(); resetLogs(); }
+    if (first || summary.status === "unfinished") renderChoices();
     const live = summary.status === "unfinished";
     document.getElementById("live").hidden = !live;
     if (live) {
