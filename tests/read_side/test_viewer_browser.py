@@ -271,3 +271,27 @@ def test_the_viewer_reads_elasticsearch_too(places: Places) -> None:
         page.wait_for_selector(".run-row")
         assert page.locator(".run-row").count() == 2
         assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_big_run_opens_on_its_first_page_and_scrolls_by_cursor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "traces.db"
+    plain_run(sinks(tmp_path / "files", db), run_id="big-1", lines=3000)
+    with open_store(db) as store:
+        every = [r.record_id for r in store.iter_records("big-1", kind="log")]
+    assert len(every) > 3000
+    with viewer(db) as url, browser_page() as page:
+        page.goto(url + "#/run/big-1")
+        page.wait_for_selector(".log-row")
+        first = [r["id"] for r in _log_rows(page)]
+        assert first == every[: len(first)] and len(first) < len(every)  # one page, not all
+        assert page.locator("#logs-count").inner_text().endswith("+ records")
+        for _ in range(40):  # scroll the pane to its end, page after page
+            page.eval_on_selector("#logs", "pane => { pane.scrollTop = pane.scrollHeight; }")
+            page.wait_for_timeout(100)
+            if page.locator("#logs .log-row").count() == len(every):
+                break
+        _wait_logs(page, every)  # every record once, in order
+        assert page.errors == []  # type: ignore[attr-defined]

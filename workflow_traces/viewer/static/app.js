@@ -348,7 +348,8 @@ function runPage(main, runId, params) {
     } finally {
       loading = false;
     }
-    if (hasMore && more.getBoundingClientRect().top < logs.getBoundingClientRect().bottom + 200) loadLogs();
+    // Another page only while the pane is not filled yet; after that, as it is scrolled.
+    if (hasMore && logs.scrollHeight <= logs.clientHeight + 300) loadLogs();
   }
   function resetLogs() {
     generation++;
