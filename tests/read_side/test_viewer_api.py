@@ -143,3 +143,20 @@ def test_ui_binds_loopback_unless_told_and_warns_then(tmp_path: Path) -> None:
         timeout=30,
     )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_browser_tests_fail_on_ci_and_skip_elsewhere_without_chromium(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import browser_helpers
+
+    monkeypatch.setattr(browser_helpers, "CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="browser tests need a browser on CI"):
+        browser_helpers.need_browser()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="no Chromium at"):
+        browser_helpers.need_browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        browser_helpers.need_browser()
