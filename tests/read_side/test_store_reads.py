@@ -232,3 +232,16 @@ def test_a_database_file_the_sink_just_created_reads_as_empty_then_fills(
         plain_run(places.extras)
         assert [s.run_id for s in store.list_runs(roots=True)] == ["etl-1"]
         assert store.get_summary("etl-1").status == "succeeded"
+
+
+def test_a_kept_file_summary_follows_the_file_as_it_grows(places: Places) -> None:
+    trace = get_trace("growing", extras={**places.extras})
+    trace.info("one")
+    trace.flush()
+    with open_store(places.files) as store:
+        assert store.get_summary("growing").record_count == 1
+        assert store.get_summary("growing").record_count == 1  # kept: the file is the same
+        trace.info("two")
+        trace.flush()
+        assert store.get_summary("growing").record_count == 2
+    trace.close()

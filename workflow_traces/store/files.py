@@ -5,7 +5,8 @@ processes one after another). Both file versions are read: version 1 lines hold 
 ids, version 2 lines a number whose prefix the latest ``{"id_prefix": ...}`` line gives. A line
 that does not parse (cut short by SIGKILL) is skipped; a batch written twice keeps one copy (the
 last ``DEDUP_WINDOW`` ids are remembered). A cursor (a record id) resumes at the byte offset
-after that record when this store gave it recently, else by reading up to it.
+after that record when this store gave it recently, else by reading up to it. A run's summary
+is kept while its file's size and modification time stay the same.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class FileStore(Store):
         self.base = base
         # (run_id, record_id) -> (byte offset after that record's line, id prefix there)
         self._marks: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
+        self._summary_cache: dict[str, tuple[tuple[int, int], RunSummary | None]] = {}
 
     def __str__(self) -> str:
         return f"file:{self.base}"
@@ -189,6 +191,20 @@ class FileStore(Store):
             return out
 
         return poll
+
+    def _summary(self, run_id: str) -> RunSummary | None:
+        # A run's summary reads its whole file: kept while the file's size and time stay.
+        try:
+            st = os.stat(self._path(run_id))
+        except (OSError, ValueError):
+            return None
+        key = (st.st_size, st.st_mtime_ns)
+        cached = self._summary_cache.get(run_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        summary = super()._summary(run_id)
+        self._summary_cache[run_id] = (key, summary)
+        return summary
 
     def _first_parent(self, run_id: str) -> str | None:
         """The parent run id of the run's first record (a run's records share it)."""
