@@ -17,6 +17,7 @@ from read_helpers import Places
 from sample_runs import TERMINAL_ATTACK, live_run, plain_run, sinks
 
 from workflow_traces import open_store
+from workflow_traces.text import escape_terminal
 
 EXE = [sys.executable, "-m", "workflow_traces.cli.main"]
 
@@ -224,3 +225,16 @@ def test_follow_ends_quietly_on_ctrl_c(places: Places) -> None:
             assert err == "" and "Traceback" not in out
     finally:
         scope.__exit__(None, None, None)
+
+
+def test_tail_prints_the_last_lines(run: tuple[Path, Path]) -> None:
+    for location in run:
+        with open_store(location) as store:
+            last = store.last_records("etl-1", 3, kind="log", level="INFO")
+        tail = cli("runs", "tail", str(location), "etl-1", "-n", "3", "--level", "INFO")
+        assert tail.returncode == 0, tail.stderr
+        lines = [line for line in tail.stdout.splitlines() if not line.startswith("    ")]
+        assert [line.split(": ", 1)[1] for line in lines] == [
+            escape_terminal(r.message) for r in last
+        ]
+        assert lines[-1].endswith("ERROR: load finished with errors")

@@ -54,6 +54,10 @@ def test_iter_records_filters_like_the_reference_on_every_store(places: Places) 
                 got = list(store.iter_records("etl-1", **query))
                 assert _ids(got) == _ids(expected), (name, query)
             assert any(r.message == XSS_MESSAGE for r in everything)
+            for query in QUERIES[:8]:
+                whole = _ids(store.iter_records("etl-1", **query))
+                assert _ids(store.last_records("etl-1", 5, **query)) == whole[-5:], (name, query)
+            assert store.last_records("etl-1", 0) == []
             assert list(store.iter_records("nope")) == []
 
 

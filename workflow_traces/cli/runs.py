@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import deque
 from typing import IO, Any
 
 import orjson
@@ -214,7 +213,7 @@ def _tail(args: argparse.Namespace) -> int:
         with open_location(args.location) as store:
             if args.follow:
                 return _follow(store, args, out, colour, last=args.lines)
-            last = deque(store.iter_records(args.run_id, kind="log", **filters), args.lines)
+            last = store.last_records(args.run_id, args.lines, kind="log", **filters)
             LogWriter(out, ndjson=args.ndjson, colour=colour).write_all(last)
     except TraceError as exc:
         return _fail("tail", exc)

@@ -349,6 +349,29 @@ class Store(abc.ABC):
             return iter(())
         return self._iter(run_id, filters, after or None, limit)
 
+    def last_records(
+        self,
+        run_id: str,
+        n: int,
+        *,
+        level: str | int | None = None,
+        job: str | None = None,
+        stage: str | None = None,
+        text: str | None = None,
+        since: int | float | datetime | timedelta | str | None = None,
+        kind: str | None = None,
+    ) -> list[Record]:
+        """The run's last ``n`` records that pass the filters (as ``iter_records``), in order."""
+        filters = Filters.make(level, job, stage, text, since, kind)
+        if not isinstance(n, int) or n < 0:
+            raise ConfigError(f"n: expected a whole number >= 0, got {n!r}")
+        return self._last(run_id, filters, n) if n else []
+
+    def _last(self, run_id: str, filters: Filters, n: int) -> list[Record]:
+        from collections import deque
+
+        return list(deque(self._iter(run_id, filters, None, None), n))
+
     def follow(
         self,
         run_id: str,

@@ -249,6 +249,18 @@ class SQLiteStore(Store):
             if left is not None:
                 left -= len(rows)
 
+    def _last(self, run_id: str, filters: Filters, n: int) -> list[Record]:
+        # Read backwards on the run index: the last n rows, not every row before them.
+        if not self._has_table():
+            return []
+        conds, args = self._where(filters)
+        sql = self._select() + " WHERE " + " AND ".join(["run_id = ?", *conds])
+        rows = self._conn.execute(
+            sql + " ORDER BY time_ns DESC, seq DESC LIMIT ?", (run_id, *args, n)
+        ).fetchall()
+        to_record = _record_v2 if self._raw() else self._to_record
+        return [to_record(row)[1] for row in reversed(rows)]
+
     def _poller(self, run_id: str) -> Callable[[], list[Record]]:
         last = 0
 
