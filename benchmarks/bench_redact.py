@@ -34,8 +34,10 @@ def _records(
             message += " with Authorization: Bearer abcdef0123456789"
         extras = {"item": i, "path": f"/data/part-{i}.parquet"} if i % extras_every == 0 else shared
         rec = Record(
-            time.time_ns(), "INFO", 20, message, "run-1", None, "wf", "job", None,
-            "/app/flow.py", 42, "step", 1234, 5678, "host", 10**15 + i, False, extras,
+            time_ns=time.time_ns(), level="INFO", levelno=20, message=message, run_id="run-1",
+            parent_run_id=None, workflow_name="wf", job_name="job", stage_name=None,
+            filename="/app/flow.py", lineno=42, func_name="step", process=1234, thread=5678,
+            host="host", record_id=10**15 + i, extras=extras,  # type: ignore[arg-type]
         )  # fmt: skip
         out.append(tuple(rec))
     return out

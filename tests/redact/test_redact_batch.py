@@ -38,8 +38,12 @@ SECRETS = [
 
 
 def _rec(i: int, message: str = "", **fields: Any) -> tuple[Any, ...]:
-    rec = Record(0, "INFO", 20, message or f"processed item {i} of load_{i}", "run", None, None,
-                 None, None, None, None, None, 1, 1, "h", 10**15 + i)  # fmt: skip
+    rec = Record(
+        time_ns=0, level="INFO", levelno=20, message=message or f"processed item {i} of load_{i}",
+        run_id="run", parent_run_id=None, workflow_name=None, job_name=None, stage_name=None,
+        filename=None, lineno=None, func_name=None, process=1, thread=1, host="h",
+        record_id=10**15 + i,  # type: ignore[arg-type]  # the counter, as the caller queues it
+    )  # fmt: skip
     return tuple(rec._replace(**fields))
 
 

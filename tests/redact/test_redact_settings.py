@@ -5,6 +5,7 @@ own rules. Real SQLite files; the environment is set with monkeypatch."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from workflow_traces import get_trace
+from workflow_traces.core.record import F_MESSAGE, Record
 from workflow_traces.errors import ConfigError
 from workflow_traces.pipeline.redact import (
     DEFAULT_REDACT_KEYS,
@@ -118,5 +120,45 @@ def test_the_redactor_rules() -> None:
     assert many.text("ABC xy zq") == f"{REDACTED} {REDACTED} {REDACTED}"
     # An anchored pattern is looked for record by record, not in the batch's joined messages.
     anchored = Redactor((), ("^secret",))
-    batch = [("m",) * 30, tuple("secret word" if i == 3 else None for i in range(30))]
-    assert anchored.batch([tuple(b) for b in batch])[1][3] == f"{REDACTED} word"
+    plain = Record(
+        time_ns=0, level="INFO", levelno=20, message="m", run_id="r", parent_run_id=None,
+        workflow_name=None, job_name=None, stage_name=None, filename=None, lineno=None,
+        func_name=None, process=1, thread=1, host="h", record_id="x-1",
+    )  # fmt: skip
+    batch = [tuple(plain), tuple(plain._replace(message="secret word"))]
+    assert anchored.batch(batch)[1][F_MESSAGE] == f"{REDACTED} word"
+
+
+def test_a_handler_made_in_code_redacts_with_the_defaults(tmp_path: Path) -> None:
+    from workflow_traces import SQLiteHandler
+
+    db = tmp_path / "code.db"
+    handler = SQLiteHandler("code-run", db_path=str(db))
+    logger = logging.getLogger("tests.redact.code")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("token ghp_%s", "c" * 36, extra={"session_cookie": "c00kie"})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert _messages(db) == [f"token {REDACTED}"]
+    assert _extras(db)[0]["session_cookie"] == REDACTED
+
+
+def test_redact_false_from_an_indexed_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "env.db"
+    monkeypatch.setenv("TRACE_HANDLERS__0__TYPE", "sqlite")
+    monkeypatch.setenv("TRACE_HANDLERS__0__PATH", str(db))
+    monkeypatch.setenv("TRACE_HANDLERS__0__REDACT", "false")
+    monkeypatch.setenv("TRACE_HANDLERS__0__SAMPLE", '{"DEBUG": 0}')
+    trace = get_trace("env-run")
+    trace.debug("left out")
+    trace.info("Bearer kept-as-is")
+    trace.close()
+    assert _messages(db) == ["Bearer kept-as-is"]
+    assert next(iter(trace.health().values())).sampled == 1

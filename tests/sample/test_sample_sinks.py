@@ -109,8 +109,12 @@ def test_the_rate_limit_keeps_a_seconds_budget_and_counts_the_rest(tmp_path: Pat
 
 
 def _rec(levelno: int, record_id: object, time_ns: int = 0, kind: str = "log") -> Record:
-    return Record(time_ns, "X", levelno, "m", "r", None, None, None, None, None, None, None,
-                  1, 1, "h", record_id, kind=kind)  # type: ignore[arg-type]  # fmt: skip
+    return Record(
+        time_ns=time_ns, level="X", levelno=levelno, message="m", run_id="r",
+        parent_run_id=None, workflow_name=None, job_name=None, stage_name=None, filename=None,
+        lineno=None, func_name=None, process=1, thread=1, host="h",
+        record_id=record_id, kind=kind,  # type: ignore[arg-type]
+    )  # fmt: skip
 
 
 def test_sampling_is_decided_by_record_id_and_spares_warnings_and_events() -> None:
