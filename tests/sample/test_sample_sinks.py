@@ -153,3 +153,13 @@ def test_bad_sampling_keys_are_config_errors(key: str, value: object, expected: 
     with pytest.raises(ConfigError) as info:
         validate_handler({"type": "sqlite", "path": "x.db", key: value})
     assert key in str(info.value) and expected in str(info.value)
+
+
+def test_config_check_probes_a_sink_that_samples_everything_away(tmp_path: Path) -> None:
+    from workflow_traces.settings.probe import probe
+
+    cfg = validate_handler(
+        {"type": "sqlite", "path": str(tmp_path / "p.db"), "sample": {"INFO": 0, "DEBUG": 0}}
+    )
+    result = probe(cfg)
+    assert result.ok, result

@@ -11,6 +11,9 @@ given up while the service is merely down. The channel gives its Delivery the sm
 ``DeliveryHost`` interface written down there, and both count through the sink's
 ``SinkCounters`` (``health``).
 
+Before a batch goes to the exporter (or the Delivery), the worker applies the channel's
+``process`` step: sampling, the rate limit and redaction (see ``process``).
+
 The exit hook and fork safety are in ``lifecycle``; a channel registers there when it is made.
 """
 
