@@ -93,7 +93,8 @@ _message = itemgetter(F_MESSAGE)
 _extras = itemgetter(F_EXTRAS)
 _exc_message = itemgetter(F_EXC_MESSAGE)
 _exc_traceback = itemgetter(F_EXC_TRACEBACK)
-#: Extras nested deeper than this (or holding themselves) are redacted whole.
+#: Extras nested deeper than this are redacted whole; a container that holds itself is cut at the
+#: cycle, as the encoders write it.
 _MAX_DEPTH = 32
 _CYCLE = "<cycle>"
 #: What makes a pattern one to look for record by record: ^ (outside a class's [^), $, \A,
