@@ -213,6 +213,14 @@ def read_side() -> None:
     bench_read.main()
 
 
+def redaction() -> None:
+    """Issue 15's row: the worker's cost of redaction with the defaults, per record."""
+    print(f"\n  {'worker-side redaction and sampling, per record':56} {'us':>10}  target")
+    for label, us in optional("bench_redact", 0):
+        verdict = ("ok" if us <= 1.0 else "MISSED") if "typical" in label else ""
+        print(f"  {label:56} {us:10.3f}  {'<= 1 ' + verdict if verdict else ''}".rstrip())
+
+
 def verdicts(rows: list[Row]) -> list[str]:
     """Issue 2's targets, each against its row's median ratio to the baseline."""
     single, threads, logger = rows[3].figures(), rows[4].figures(), rows[5].figures()
@@ -284,6 +292,7 @@ def main() -> None:
         )
         network(N // 2)
         read_side()
+        redaction()
 
 
 if __name__ == "__main__":

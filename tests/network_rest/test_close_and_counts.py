@@ -1,5 +1,6 @@
 """``close(timeout=T)`` keeps its deadline against a service that hangs, and a sink's counts add
-up at every moment: ``written + dropped + failed + queued`` is what was logged to it, also
+up at every moment: ``written + dropped + failed + queued + sampled + limited`` is what was
+logged to it (the last two: left out by the sink's ``sample`` and ``max_records_per_second``), also
 while a request is in flight and right after ``close()`` returns. Records still unsent at close
 are counted as failed; ``dropped`` is for a full buffer and records logged after close.
 
@@ -24,7 +25,7 @@ HANG = 5.0
 
 
 def _total(h: SinkHealth) -> int:
-    return h.written + h.dropped + h.failed + h.queued
+    return h.written + h.dropped + h.failed + h.queued + h.sampled + h.limited
 
 
 @pytest.fixture
@@ -111,6 +112,42 @@ def test_the_counts_add_up_at_every_moment(hanging: LocalReceiver) -> None:
     assert not wrong, f"{len(wrong)} of {len(samples)} samples do not add up: {wrong[:3]}"
     assert _total(after) == logged and after.queued == 0, after
     assert after.failed == logged and after.dropped == 0, after
+
+
+def test_the_counts_add_up_at_every_moment_with_sampling_and_a_rate_limit(
+    hanging: LocalReceiver,
+) -> None:
+    from workflow_traces.pipeline.process import record_process
+
+    handler = _sink(hanging)
+    # Set before anything is logged, as the factory does for a configured sink.
+    handler.channel.process = record_process(sample={"INFO": 0.5}, max_records_per_second=40)
+    logged = 300
+    _log(handler, logged)
+    samples: list[SinkHealth] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(handler.health())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        time.sleep(0.5)
+        handler.close(timeout=0.5)
+        after = handler.health()
+        time.sleep(0.1)
+    finally:
+        stop.set()
+        sampler.join()
+    wrong = [h for h in samples if _total(h) != logged]
+    assert not wrong, f"{len(wrong)} of {len(samples)} samples do not add up: {wrong[:3]}"
+    assert _total(after) == logged and after.queued == 0, after
+    # The worker sampled the batch it took (then hung on its request); close() failed the rest.
+    assert after.sampled > 0 and after.dropped == 0, after
+    assert after.failed == logged - after.sampled - after.limited, after
 
 
 def test_a_record_logged_after_close_is_dropped_and_counted(hanging: LocalReceiver) -> None:

@@ -16,7 +16,8 @@ from workflow_traces.exporters import registry
 # The built-in types first, in this order (pinned in test_registry), then installed plugins'.
 VALID_TYPES = f"valid types: {', '.join(registry.types())}"
 FILE_KEYS = (
-    "valid keys: block_timeout, buffer_size, flush_interval, level, overflow, path, queue_size"
+    "valid keys: block_timeout, buffer_size, flush_interval, level, max_records_per_second, "
+    "overflow, path, queue_size, redact, redact_keys, redact_patterns, sample"
 )
 
 

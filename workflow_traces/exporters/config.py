@@ -15,18 +15,75 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
+from workflow_traces.errors import ConfigError
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE
+from workflow_traces.pipeline.redact import check_patterns
 from workflow_traces.pipeline.retry import DEFAULT_SPOOL_MAX_BYTES
+from workflow_traces.pipeline.sample import check_rates
 
 if TYPE_CHECKING:
     from workflow_traces.pipeline.channel import RetryPolicy
+    from workflow_traces.pipeline.process import RecordProcess
 
-__all__ = ["Level", "NetworkSinkConfig", "Overflow", "SinkConfig", "shown"]
+__all__ = [
+    "PROCESS_KEYS",
+    "Level",
+    "NetworkSinkConfig",
+    "Overflow",
+    "SinkConfig",
+    "shown",
+    "text_list",
+]
+
+#: The common keys the sink's worker applies before encoding (see ``pipeline.process``), not
+#: keywords of a handler: the factory gives them to the handler's channel.
+PROCESS_KEYS = frozenset(
+    {"redact", "redact_keys", "redact_patterns", "sample", "max_records_per_second"}
+)
 
 Overflow = Literal["block", "drop"]
 Level = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def text_list(value: Any) -> Any:
+    """A list given as text (a variable's value): a JSON list, else comma-separated words for
+    keys (``patterns=True``: else one pattern). Other values are returned as they are."""
+    return _text_list(value, patterns=False)
+
+
+def _text_list(value: Any, *, patterns: bool) -> Any:
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        import json
+
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, list):
+            return decoded
+    if patterns:
+        return [value]
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def pattern_list(value: Any) -> Any:
+    """Like ``text_list`` for regexes: text that is not a JSON list is one pattern."""
+    return _text_list(value, patterns=True)
+
+
+def checked_patterns(value: list[str] | None) -> list[str] | None:
+    """``value``'s regexes, each compiled once to check it (a pydantic error naming a bad one)."""
+    if value is None:
+        return None
+    try:
+        return check_patterns(value, "pattern")
+    except ConfigError as exc:
+        raise PydanticCustomError("redact_pattern", str(exc).partition(": ")[2]) from None
 
 
 def shown(text: str) -> dict[str, Any]:
@@ -79,12 +136,84 @@ class SinkConfig(BaseModel):
     )
     block_timeout: float = Field(default=1.0, ge=0, description="seconds")
     level: Level = Field(default="DEBUG", description="the least level this sink takes")
+    # -- what the sink's worker does before encoding (see pipeline.process) ---------------------
+    redact: bool = Field(
+        default=True,
+        description="redact secrets before this sink encodes a record (see Redaction); "
+        "`false`: this sink gets the original text",
+    )
+    redact_keys: list[str] | None = Field(
+        default=None,
+        description="extras keys whose values become `[REDACTED]` (a key containing one, "
+        "any case); replaces the defaults",
+        json_schema_extra=shown("`TRACE_REDACT_KEYS`, else the defaults (see Redaction)"),
+    )
+    redact_patterns: list[str] | None = Field(
+        default=None,
+        description="regexes redacted in messages, exceptions, tracebacks and extras' text; "
+        "replaces the defaults",
+        json_schema_extra=shown("`TRACE_REDACT_PATTERNS`, else the defaults (see Redaction)"),
+    )
+    sample: dict[str, float] | None = Field(
+        default=None,
+        description='the fraction of DEBUG and INFO log lines this sink keeps, as `{"DEBUG": '
+        "0.01}` (see Sampling); the others are counted as `sampled`",
+        json_schema_extra=shown("keep all"),
+    )
+    max_records_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="DEBUG and INFO log lines a second this sink keeps at most, by the "
+        "records' time; the others are counted as `limited`",
+        json_schema_extra=shown("no limit"),
+    )
+
+    @field_validator("redact_keys", mode="before")
+    @classmethod
+    def _keys_from_text(cls, value: Any) -> Any:
+        return text_list(value)
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _patterns_from_text(cls, value: Any) -> Any:
+        return pattern_list(value)
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _check_patterns(cls, value: list[str] | None) -> list[str] | None:
+        return checked_patterns(value)
+
+    @field_validator("sample")
+    @classmethod
+    def _check_sample(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        try:
+            return check_rates(value, "level")
+        except ConfigError as exc:
+            raise PydanticCustomError("sample_rate", str(exc).partition(": ")[2]) from None
 
     def keywords(self) -> dict[str, Any]:
-        """Every key but ``type``, as keyword arguments of a handler: ``level`` as a number."""
-        out = self.model_dump(exclude={"type"})
+        """Every key but ``type`` and the ``PROCESS_KEYS``, as keyword arguments of a handler:
+        ``level`` as a number."""
+        out = self.model_dump(exclude={"type", *PROCESS_KEYS})
         out["level"] = logging.getLevelNamesMapping()[self.level]
         return out
+
+    def record_process(
+        self, keys: list[str] | None = None, patterns: list[str] | None = None
+    ) -> RecordProcess | None:
+        """The worker's step for this sink (see ``pipeline.process``): ``keys`` and
+        ``patterns`` (TRACE_REDACT_KEYS, TRACE_REDACT_PATTERNS) where this sink sets none."""
+        from workflow_traces.pipeline.process import record_process
+
+        return record_process(
+            redact=self.redact,
+            redact_keys=self.redact_keys if self.redact_keys is not None else keys,
+            redact_patterns=self.redact_patterns if self.redact_patterns is not None else patterns,
+            sample=self.sample,
+            max_records_per_second=self.max_records_per_second,
+        )
 
     # -- hooks: what the factory and ``config check`` ask of a sink type ------------------------
     def describe(self) -> str:

@@ -11,6 +11,9 @@ given up while the service is merely down. The channel gives its Delivery the sm
 ``DeliveryHost`` interface written down there, and both count through the sink's
 ``SinkCounters`` (``health``).
 
+Before a batch goes to the exporter (or the Delivery), the worker applies the channel's
+``process`` step: sampling, the rate limit and redaction (see ``process``).
+
 The exit hook and fork safety are in ``lifecycle``; a channel registers there when it is made.
 """
 
@@ -36,6 +39,7 @@ from workflow_traces.pipeline.fanout import BIG as _BIG
 from workflow_traces.pipeline.fanout import Tap, offer_all
 from workflow_traces.pipeline.health import SinkCounters, SinkHealth
 from workflow_traces.pipeline.lifecycle import EXIT_FLUSH_TIMEOUT, exiting, flush_all
+from workflow_traces.pipeline.process import RecordProcess, default_process
 from workflow_traces.pipeline.retry import RetryPolicy
 
 # RetryPolicy, SinkHealth, exiting, flush_all, EXIT_FLUSH_TIMEOUT, Tap and offer_all live in
@@ -103,8 +107,13 @@ class Channel:
         block_timeout: float = 1.0,
         wake_bytes: int = 64 << 20,
         retry: RetryPolicy | None = None,
+        process: RecordProcess | Literal["default"] | None = "default",
     ) -> None:
         self.exporter = exporter
+        #: Sampling, rate limit and redaction, applied by the worker to each batch before the
+        #: exporter (or the Delivery and its spool) sees it; "default": the default redaction.
+        #: Set before the first record is logged (the factory sets a configured sink's).
+        self.process = default_process() if isinstance(process, str) else process
         self.name = exporter.name
         # An exporter may take a backlog ``group`` batches at a time: the SQLite sink writes
         # them in one transaction, the file sink in one write per file (group commit).
@@ -377,6 +386,8 @@ class Channel:
                 batch, marker = self._take()
                 if self._blocked:
                     self._place_blocked()
+                if batch and self.process is not None:  # see ``process``
+                    batch = self.process(batch, self.counters)
                 if batch:
                     # Callers queue plain tuples of a record's values (see Trace._record).
                     self._export(batch if self._takes_values else list(map(as_record, batch)))

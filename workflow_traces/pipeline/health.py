@@ -4,9 +4,11 @@ Each record logged to a sink is in exactly one counter at every moment: ``queued
 buffer, or taken by the worker and not yet settled: being sent, retried, or held through an
 outage), then ``written`` (the exporter took it), ``dropped`` (refused: the buffer was full, the
 sink was closed, its spool was full) or ``failed`` (given up: a permanent error, retries used
-up, or still unsent when ``close()`` gave up). So ``written + dropped + failed + queued`` is what
-was logged to the sink, read at any time. A sink with a spool also counts the records on disk
-(``spooled``), which may include records an earlier process left there.
+up, or still unsent when ``close()`` gave up), ``sampled`` or ``limited`` (left out by the sink's
+``sample`` or ``max_records_per_second``, see ``process``). So ``written + dropped + failed +
+queued + sampled + limited`` is what was logged to the sink, read at any time. A sink with a
+spool also counts the records on disk (``spooled``), which may include records an earlier
+process left there.
 
 The worker counts the records it takes (``in_flight``) and settles them under one lock, so a
 reading never sees a record twice or not at all. When ``close()`` gives up at its deadline it
@@ -49,6 +51,10 @@ class SinkHealth:
     #: "running", "circuit_open", "closed", or "unavailable": a configured sink that could
     #: not be built (``last_error`` says why), whose records are counted as dropped.
     state: str = "running"
+    #: Records left out by the sink's ``sample`` rates.
+    sampled: int = 0
+    #: Records left out by the sink's ``max_records_per_second``.
+    limited: int = 0
 
 
 class SinkCounters:
@@ -63,6 +69,8 @@ class SinkCounters:
         self.written = 0
         self.failed = 0
         self.dropped = 0
+        self.sampled = 0
+        self.limited = 0
         #: Records the worker took from the buffer and has not settled yet.
         self.in_flight = 0
         self.last_error: BaseException | None = None
@@ -107,6 +115,13 @@ class SinkCounters:
         """``count`` records taken from the buffer went to the spool (shown as ``spooled``)."""
         with self.lock:
             self._settle(count, True)
+
+    def left_out(self, sampled: int, limited: int) -> None:
+        """Records taken from the buffer were left out by sampling or the rate limit."""
+        with self.lock:
+            if self._settle(sampled + limited, True):
+                self.sampled += sampled
+                self.limited += limited
 
     def drop(self, count: int, *, taken: bool = False) -> None:
         """``count`` records were refused (full buffer, closed sink; ``taken``: full spool)."""
@@ -190,4 +205,6 @@ class SinkCounters:
             last_error_at=self.last_error_at,
             recovered_at=self.recovered_at,
             state=state,
+            sampled=self.sampled,
+            limited=self.limited,
         )

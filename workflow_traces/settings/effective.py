@@ -39,6 +39,8 @@ STAMPS = ("workflow_name", "job_name", "stage_name", "environment")
 SINGLE_KEYS = ("buffer_size", "flush_interval", "queue_size", "overflow", "block_timeout", "level")
 _TOP = ("trace_type", "fail_silently", *STAMPS)
 _LOCATING = ("profile", "path", "sqlite_path", "env_file", "secrets_dir")
+#: Settings every sink takes unless it sets its own (read in ``settings.factory``).
+_SINK_DEFAULTS = ("redact_keys", "redact_patterns")
 #: Keys that configure tracing; an extras key very close to one of them is taken for a typo.
 _CONFIG_KEYS = (*_TOP, "handlers", "path", *SINGLE_KEYS, "profile")
 _TYPO_CUTOFF = 0.88
@@ -68,7 +70,7 @@ class Effective:
                 k: getattr(self.settings, k) if k not in self.extras else self.extras[k]
                 for k in STAMPS
             },
-            **{k: getattr(self.settings, k) for k in _LOCATING},
+            **{k: getattr(self.settings, k) for k in (*_LOCATING, *_SINK_DEFAULTS)},
         }
         for key, value in values.items():
             yield (key,), value
@@ -135,7 +137,7 @@ def resolve(settings: TraceSettings, extras: dict[str, Any] | None = None) -> Ef
             origins[(key,)] = o
     if ("trace_type",) not in origins and trace_type == "multi":
         origins[("trace_type",)] = Origin(DEFAULT, "handlers are set", ("trace_type",))
-    for key in _LOCATING:
+    for key in (*_LOCATING, *_SINK_DEFAULTS):
         if (o := s_origins.get((key,))) is not None:
             origins[(key,)] = o
 

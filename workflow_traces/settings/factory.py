@@ -11,7 +11,13 @@ from workflow_traces.errors import ConfigError, TraceError
 from workflow_traces.exporters import registry
 from workflow_traces.settings.config import validate_handler
 
-__all__ = ["build_child", "build_handler", "build_handlers", "check_requirements"]
+__all__ = [
+    "attach_process",
+    "build_child",
+    "build_handler",
+    "build_handlers",
+    "check_requirements",
+]
 
 
 def check_requirements(cfg: Any) -> None:
@@ -37,9 +43,51 @@ def build_handler(
     parent_run_id: str | None,
     extras: dict[str, Any],
     fail_silently: bool,
+    settings: Any = None,
 ) -> logging.Handler:
     """One handler from one validated handler config, built by its sink type (see
-    ``workflow_traces.exporters.registry``)."""
+    ``workflow_traces.exporters.registry``), with its worker's step before encoding (see
+    :func:`attach_process`; ``settings``: the TraceSettings, read when None)."""
+    handler = _build(cfg, run_id, parent_run_id, extras, fail_silently)
+    try:
+        attach_process(handler, cfg, settings)
+    except BaseException:
+        handler.close()
+        raise
+    return handler
+
+
+def attach_process(handler: logging.Handler, cfg: Any, settings: Any = None) -> None:
+    """Give the handler's channel the sink's sampling, rate limit and redaction (``redact*``,
+    ``sample``, ``max_records_per_second``, with TRACE_REDACT_KEYS / TRACE_REDACT_PATTERNS
+    where the sink sets none). Set before any record is logged to the handler."""
+    channel = getattr(handler, "channel", None)
+    if settings is None and cfg.redact and (cfg.redact_keys is None or cfg.redact_patterns is None):
+        from workflow_traces.settings.model import TraceSettings
+
+        settings = TraceSettings.load()
+    process = cfg.record_process(
+        getattr(settings, "redact_keys", None), getattr(settings, "redact_patterns", None)
+    )
+    if channel is None:
+        if process is not None:
+            report(
+                f"process:{cfg.type}",
+                f"workflow-traces: sink type {cfg.type!r} has no channel: its records are not "
+                "redacted or sampled by workflow-traces",
+                logging.WARNING,
+            )
+        return
+    channel.process = process
+
+
+def _build(
+    cfg: Any,
+    run_id: str,
+    parent_run_id: str | None,
+    extras: dict[str, Any],
+    fail_silently: bool,
+) -> logging.Handler:
     sink = registry.get(cfg.type)
     if sink is None:
         raise ConfigError(f"type: unknown handler config {type(cfg).__name__}")
@@ -87,7 +135,7 @@ def build_handlers(
     for index, cfg in enumerate(eff.handlers):
         try:
             handlers.append(
-                build_handler(cfg, run_id, parent_run_id, eff.extras, eff.fail_silently)
+                build_handler(cfg, run_id, parent_run_id, eff.extras, eff.fail_silently, settings)
             )
         except (TraceError, OSError) as exc:
             if not eff.fail_silently:

@@ -16,11 +16,12 @@ from collections import OrderedDict
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from workflow_traces.errors import ConfigError
+from workflow_traces.exporters.config import checked_patterns, pattern_list, text_list
 from workflow_traces.exporters.file import DEFAULT_FILE_PATH
 from workflow_traces.exporters.sqlite.handler import DEFAULT_SQLITE_PATH
 from workflow_traces.settings.config import (
@@ -96,6 +97,9 @@ class TraceSettings(BaseSettings):
     TRACE_SQLITE_PATH            SQLiteConfig's path              SQLite file by default
     TRACE_ENV_FILE               .env                             the base .env file
     TRACE_SECRETS_DIR            none                             one file per variable
+    TRACE_REDACT_KEYS            the defaults (see Redaction)     extras keys redacted in every
+                                                                  sink (JSON list or a,b,c)
+    TRACE_REDACT_PATTERNS        the defaults                     regexes redacted (JSON list)
     TRACE_BUFFER_SIZE, ...       the handler type's               for a single file/sqlite
                                                                   trace: also FLUSH_INTERVAL,
                                                                   QUEUE_SIZE, OVERFLOW,
@@ -139,6 +143,10 @@ class TraceSettings(BaseSettings):
     overflow: Literal["block", "drop"] | None = None
     block_timeout: float | None = Field(default=None, ge=0)
     level: Level | None = None
+    # Redaction for every sink that sets no redact_keys / redact_patterns of its own; None:
+    # the defaults (pipeline.redact).
+    redact_keys: list[str] | None = None
+    redact_patterns: list[str] | None = None
 
     _origins: dict[tuple[int | str, ...], Origin] = PrivateAttr(default_factory=dict)
     _files: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -161,6 +169,21 @@ class TraceSettings(BaseSettings):
             else:
                 handlers.append(item)
         return {**data, "handlers": handlers}
+
+    @field_validator("redact_keys", mode="before")
+    @classmethod
+    def _keys_from_text(cls, value: Any) -> Any:
+        return text_list(value)
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _patterns_from_text(cls, value: Any) -> Any:
+        return pattern_list(value)
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _check_patterns(cls, value: list[str] | None) -> list[str] | None:
+        return checked_patterns(value)
 
     def __init__(self, **values: Any) -> None:
         readings: list[Reading] = []

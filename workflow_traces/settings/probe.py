@@ -83,8 +83,12 @@ def _probe_write(cfg: Any, timeout: float) -> Probe:
     from workflow_traces.settings.factory import build_handler
 
     message = f"workflow-traces config check probe {uuid.uuid4().hex}"
+    # The probe record must arrive as written: not sampled, limited or redacted away.
+    probe_cfg = cfg.model_copy(
+        update={"sample": None, "max_records_per_second": None, "redact": False}
+    )
     try:
-        handler = build_handler(cfg, PROBE_RUN_ID, None, {}, fail_silently=False)
+        handler = build_handler(probe_cfg, PROBE_RUN_ID, None, {}, fail_silently=False)
     except (TraceError, OSError) as exc:
         return Probe(False, f"cannot open: {exc}")
     trace = Trace(
