@@ -8,6 +8,7 @@ missing for real in that process), and the set-up it gets from the Makefile is r
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -36,8 +37,16 @@ runpy.run_path({str(ROOT / "examples" / "demo.py")!r}, run_name="__main__")
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_demo_installs_the_core_package_only(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
+    # As a user types it: not inside the make that runs the tests (make test), whose MAKEFLAGS
+    # and MAKELEVEL would make the inner make print its directory.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", "demo", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "demo", f"VENV={venv}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     installs = [line for line in done.stdout.splitlines() if "pip install" in line]
     assert installs, done.stdout
