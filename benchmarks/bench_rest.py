@@ -7,7 +7,8 @@ of ``n`` records, each run with a fresh handler. Every run checks that the recei
 exactly the records sent and that the sink counted none as dropped or failed.
 
 The receiver runs lean (``--lean``): it reads and gunzips each body, counts its records by
-their ``record_id`` key and answers like the service, without decoding every record (set
+their ``record_id`` key (CloudWatch's events by their ``timestamp`` key) and answers like the
+service, without decoding every record (set
 ``BENCH_REST_CHECKED=1`` to have it decode and check each payload as the tests do: then the
 receiver, one Python thread parsing JSON, is what is measured). ``BENCH_REST_BUFFER`` sets
 ``buffer_size`` (records per request; default 1000, Datadog's largest array).

@@ -153,23 +153,28 @@ def test_otlp_fast_path_gives_the_full_encoding() -> None:
     assert _templates(otlp._contexts) > 10
 
 
-def test_cloudwatch_fast_path_gives_the_full_encoding() -> None:
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_cloudwatch_fast_path_gives_the_full_encoding(fmt: cw.CloudWatchFormat) -> None:
     batch = _records(6)
     limit = cw.CLOUDWATCH_MAX_EVENT_BYTES - cw.CLOUDWATCH_EVENT_OVERHEAD
+    full = cw.cloudwatch_message if fmt == "json" else cw.cloudwatch_text
     for _ in range(2):
-        requests = cw.encode_cloudwatch(batch, "group", "{run_id}-{host}", max_bytes=150_000)
+        requests = cw.encode_cloudwatch(
+            batch, "group", "{run_id}-{host}", fmt=fmt, max_bytes=150_000
+        )
         assert len(requests) > 2
         for req in requests:
             events = [
                 {
                     "timestamp": r.time_ns // 1_000_000,
-                    "message": cw.cloudwatch_message(r, limit, "{run_id}-{host}"),
+                    "message": full(r, limit, "{run_id}-{host}"),
                 }
                 for r in req.records
             ]
             expected = {"logGroupName": "group", "logStreamName": req.key, "logEvents": events}
             assert req.body == dumps(expected)
-    assert _templates(cw._contexts["{run_id}-{host}"]) > 10
+    if fmt == "json":
+        assert _templates(cw._contexts["{run_id}-{host}"]) > 10
 
 
 @pytest.mark.network

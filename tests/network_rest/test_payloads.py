@@ -428,6 +428,7 @@ def test_cloudwatch_put_log_events(moto_url: str, sinks: Any) -> None:
         api_url=moto_url,
         service_type="cloudwatch",
         log_group="wt-tests",
+        cloudwatch_format="json",
         **AWS,
         **FAST,
     )
@@ -463,6 +464,13 @@ def test_cloudwatch_put_log_events(moto_url: str, sinks: Any) -> None:
         logGroupName="wt-tests", logStreamName="run-cw", startFromHead=True
     )["events"]
     assert len(events) == 27
+    # The second sink has the default format: a text line (level, host, job, stage, logger,
+    # source, message).
+    (line,) = [e["message"] for e in events if e["message"].endswith(" second sink")]
+    level, host, job, stage, logger_name, source, text = line.split(" ", 6)
+    assert (level, job, stage, text) == ("INFO", "-", "-", "second sink")
+    assert host == bodies[0]["host"] and logger_name == logger2.name
+    assert source.startswith("test_payloads.py:")
 
 
 def test_cloudwatch_batches_follow_the_limits() -> None:
@@ -492,11 +500,16 @@ def test_cloudwatch_batches_follow_the_limits() -> None:
         assert stamps[-1] - stamps[0] <= cw.CLOUDWATCH_MAX_SPAN_MS
     assert len(requests) == 2  # 0-20 h, then 30-50 h
 
-    (one,) = cw.encode_cloudwatch([_record("y" * 400_000)], "g", "s-{host}:{process}")
-    assert one.key == "s-h_1"  # ":" is not allowed in stream names
-    (event,) = orjson.loads(one.body)["logEvents"]
-    assert len(event["message"].encode()) + 26 <= cw.CLOUDWATCH_MAX_EVENT_BYTES
-    assert orjson.loads(event["message"])["truncated"] is True
+    for fmt in ("text", "json"):
+        big = [_record("y" * 400_000)]
+        (one,) = cw.encode_cloudwatch(big, "g", "s-{host}:{process}", fmt=fmt)
+        assert one.key == "s-h_1"  # ":" is not allowed in stream names
+        (event,) = orjson.loads(one.body)["logEvents"]
+        assert len(event["message"].encode()) + 26 <= cw.CLOUDWATCH_MAX_EVENT_BYTES
+        if fmt == "json":
+            assert orjson.loads(event["message"])["truncated"] is True
+        else:
+            assert event["message"].endswith("yyy...[truncated]")
 
 
 def test_cloudwatch_against_the_local_receiver(receivers: Any, sinks: Any) -> None:
@@ -519,4 +532,9 @@ def test_cloudwatch_against_the_local_receiver(receivers: Any, sinks: Any) -> No
     ]
     assert all(r.headers["authorization"].startswith("AWS4-HMAC-SHA256") for r in receiver.requests)
     assert "content-encoding" not in receiver.requests[-1].headers
-    assert sorted(messages(receiver)) == sorted([f"m{i}" for i in range(5)] + ["failed", "again"])
+    # Text events (the default): the message follows level, host, job, stage, logger, source.
+    lines = [str(r["message"]).split("\n", 1)[0].split(" ", 6) for r in receiver.records()]
+    assert sorted(line[6] for line in lines) == sorted(
+        [f"m{i}" for i in range(5)] + ["failed", "again"]
+    )
+    assert {line[0] for line in lines} == {"INFO", "ERROR"}

@@ -167,6 +167,15 @@ class RestAPIConfig(NetworkSinkConfig):
         default="{run_id}",
         description="CloudWatch; may use `{run_id}`, `{host}`, `{process}`; created if missing",
     )
+    cloudwatch_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "CloudWatch: each event as a `text` line (`INFO worker-7 load write - "
+            "pipeline.py:42 loaded 20 rows`, compact: 10,000 small records fill a batch) or a "
+            "`json` object (fields Logs Insights discovers, and the record_id; about 200 bytes "
+            "each)"
+        ),
+    )
     aws_access_key_id: SecretStr | None = Field(
         default=None,
         description="CloudWatch (secret)",

@@ -2,6 +2,7 @@
 
 Each request is an AWS JSON 1.1 call (``X-Amz-Target: Logs_20140328.<Action>``) signed with
 botocore's SigV4 signer (botocore is the ``cloudwatch`` extra, imported on the sink's worker).
+The events are encoded by ``exporters.rest.cloudwatch`` in the sink's ``cloudwatch_format``.
 The log group and each log stream are created on first use, "already exists" counting as
 success; a stream deleted meanwhile (ResourceNotFoundException) is created again and the call
 repeated once. Events that CloudWatch refuses (too old, too new, expired) are counted as
@@ -22,7 +23,7 @@ from workflow_traces.core.record import Record
 from workflow_traces.diagnostics import report
 from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.encode import dumps
-from workflow_traces.exporters.rest.cloudwatch import encode_cloudwatch
+from workflow_traces.exporters.rest.cloudwatch import CloudWatchFormat, encode_cloudwatch
 from workflow_traces.exporters.rest.http import check_status, post
 from workflow_traces.exporters.rest.payload import Request
 from workflow_traces.pipeline.retry import (
@@ -110,6 +111,8 @@ class CloudWatchTarget:
         log_group: str,
         log_stream: str,
         credentials: tuple[str, str, str | None] | None = None,
+        *,
+        fmt: CloudWatchFormat = "text",
     ) -> None:
         if importlib.util.find_spec("botocore") is None:
             raise ConfigError(
@@ -120,13 +123,14 @@ class CloudWatchTarget:
         self.region = region
         self.log_group = log_group
         self.log_stream = log_stream
+        self.fmt: CloudWatchFormat = fmt
         self._static = credentials
         self._provider: Any = None
         self._group_ready = False
         self._streams: set[str] = set()
 
     def encode(self, batch: Sequence[Record]) -> list[Request]:
-        return encode_cloudwatch(batch, self.log_group, self.log_stream)
+        return encode_cloudwatch(batch, self.log_group, self.log_stream, fmt=self.fmt)
 
     # -- one request ---------------------------------------------------------------------------
     def send(self, client: httpx.Client, req: Request) -> tuple[int, BaseException | None]:

@@ -247,7 +247,9 @@ def make_target(cfg: RestAPIConfig, environment: str | None) -> tuple[Target, st
                 cfg.aws_secret_access_key.get_secret_value(),
                 _secret(cfg.aws_session_token),
             )
-        cloudwatch = CloudWatchTarget(url, region, cfg.log_group, cfg.log_stream, static)
+        cloudwatch = CloudWatchTarget(
+            url, region, cfg.log_group, cfg.log_stream, static, fmt=cfg.cloudwatch_format
+        )
         return cloudwatch, f"restapi:cloudwatch:{safe_url(url)}#{cfg.log_group}"
     assert cfg.api_url is not None  # checked by the config
     labels = dict(cfg.labels)
@@ -334,6 +336,7 @@ class RestAPIHandler(BufferedHandler):
         region: str | None = None,
         log_group: str = "workflow-traces",
         log_stream: str = "{run_id}",
+        cloudwatch_format: str = "text",
         aws_access_key_id: SecretStr | str | None = None,
         aws_secret_access_key: SecretStr | str | None = None,
         aws_session_token: SecretStr | str | None = None,
@@ -367,6 +370,7 @@ class RestAPIHandler(BufferedHandler):
             region=region,
             log_group=log_group,
             log_stream=log_stream,
+            cloudwatch_format=cloudwatch_format,
             aws_access_key_id=aws_access_key_id,
             aws_secret_access_key=aws_secret_access_key,
             aws_session_token=aws_session_token,
