@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from workflow_traces.exporters.elasticsearch.opensearch import OpenSearchHandler
     from workflow_traces.exporters.rest.handler import RestAPIHandler
     from workflow_traces.settings.model import TraceSettings
+    from workflow_traces.shipping.shipper import ShipResult, ship
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,8 @@ _LAZY = {
     "ElasticsearchHandler": ".exporters.elasticsearch.handler",
     "OpenSearchHandler": ".exporters.elasticsearch.opensearch",
     "RestAPIHandler": ".exporters.rest.handler",
+    "ship": ".shipping.shipper",
+    "ShipResult": ".shipping.shipper",
 }
 
 
@@ -83,6 +86,7 @@ __all__ = [
     "RunSummary",
     "SQLiteHandler",
     "Scope",
+    "ShipResult",
     "SinkError",
     "SinkHealth",
     "Store",
@@ -97,5 +101,6 @@ __all__ = [
     "get_trace",
     "open_store",
     "render_tree",
+    "ship",
     "trace_scope",
 ]

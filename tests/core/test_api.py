@@ -58,6 +58,8 @@ EXPECTED_PUBLIC = {
     "get_trace",
     "open_store",
     "render_tree",
+    "ship",
+    "ShipResult",
     "trace_scope",
 }
 

@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "config": "workflow_traces.cli.config",
     "run": "workflow_traces.cli.run",
     "runs": "workflow_traces.cli.runs",
+    "ship": "workflow_traces.cli.ship",
 }
 
 
