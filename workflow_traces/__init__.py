@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
     from workflow_traces.exporters.elasticsearch.opensearch import OpenSearchHandler
     from workflow_traces.exporters.rest.handler import RestAPIHandler
+    from workflow_traces.pruning.prune import PruneResult, prune
     from workflow_traces.settings.model import TraceSettings
     from workflow_traces.shipping.shipper import ShipResult, ship
 
@@ -49,6 +50,8 @@ _LAZY = {
     "ElasticsearchHandler": ".exporters.elasticsearch.handler",
     "OpenSearchHandler": ".exporters.elasticsearch.opensearch",
     "RestAPIHandler": ".exporters.rest.handler",
+    "prune": ".pruning.prune",
+    "PruneResult": ".pruning.prune",
     "ship": ".shipping.shipper",
     "ShipResult": ".shipping.shipper",
 }
@@ -78,6 +81,7 @@ __all__ = [
     "OpenSearchHandler",
     "PayloadTooLargeError",
     "PermanentError",
+    "PruneResult",
     "Record",
     "RestAPIHandler",
     "RetryableError",
@@ -100,6 +104,7 @@ __all__ = [
     "current_scope",
     "get_trace",
     "open_store",
+    "prune",
     "render_tree",
     "ship",
     "trace_scope",

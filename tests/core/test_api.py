@@ -57,6 +57,8 @@ EXPECTED_PUBLIC = {
     "current_scope",
     "get_trace",
     "open_store",
+    "prune",
+    "PruneResult",
     "render_tree",
     "ship",
     "ShipResult",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ids_in, write_runs
+from ship_helpers import ids_in, write_runs
 
 from workflow_traces.cli.main import main
 from workflow_traces.exporters.file import RECORDS_FILE, run_dir

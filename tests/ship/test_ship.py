@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ids_in, write_runs
+from ship_helpers import ids_in, write_runs
 
 import workflow_traces
 from workflow_traces import open_store
