@@ -195,3 +195,32 @@ def test_the_api_is_public_and_lazy(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_destination_from_a_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.db"
+    write_runs("sqlite", src, runs=1, per_run=8)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env.archive").write_text(
+        "TRACE_TRACE_TYPE=sqlite\nTRACE_SQLITE_PATH=" + str(tmp_path / "archive.db") + "\n"
+    )
+    assert main(["ship", str(src), "--profile", "archive"]) == 0
+    assert "to sqlite " + str(tmp_path / "archive.db") in capsys.readouterr().out
+    assert sorted(ids_in(tmp_path / "archive.db")) == sorted(ids_in(src))
+
+
+def test_an_unreachable_service_stops_the_ship_with_exit_3_and_it_resumes(
+    tmp_path: Path, receivers: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.db"
+    write_runs("sqlite", src, runs=2, per_run=98)
+    receiver = receivers("generic")
+    receiver.down()  # connection refused: retried, then the circuit breaker holds the records
+    to = json.dumps(_generic(receiver.url, max_retries=1, retry_base_delay=0.01))
+    assert main(["ship", str(src), "--to", to]) == 3
+    assert "ship again to resume" in capsys.readouterr().err
+    receiver.up()
+    assert main(["ship", str(src), "--to", to]) == 0
+    assert Counter(receiver.record_ids()) == Counter(ids_in(src))

@@ -69,11 +69,11 @@ class PruneResult:
                 f"{verb} run {run.run_id} ({run.workflow_name or '-'}, {run.status or 'no status'}"
                 f", {'ended' if run.ended else 'started'} {at}, {run.record_count:,} records)"
             )
-        about = "about " if self.dry_run else ""
         space = _bytes(self.bytes_freed)
-        if self.location.endswith(("/", os.sep)) or Path(self.location).is_dir():
-            freed = f"{about}{space} freed"
+        if Path(self.location).is_dir():
+            freed = f"{space} freed"
         else:
+            about = "about " if self.dry_run else ""
             freed = f"{about}{space} freed inside the database (VACUUM gives it back to the disk)"
         out.append(
             f"{verb} {len(self.runs):,} runs and {self.records:,} records that ended before "

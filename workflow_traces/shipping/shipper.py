@@ -109,7 +109,7 @@ def destination_key(cfg: Any) -> str:
     local store's path made absolute, and an index if it has one."""
     location = cfg.store_location()
     key = f"{cfg.type} {os.path.abspath(location)}" if location else str(cfg.describe())
-    index = getattr(cfg, "index", None)
+    index = getattr(cfg, "index_name", None)
     return f"{key} index={index}" if isinstance(index, str) else key
 
 
@@ -227,13 +227,15 @@ def _ship_one(
         result.error = str(exc)
     finally:
         bar.close()
-        result.seconds = time.monotonic() - started
         result.runs = len(seen)
         result.problems = src.problems[first:]
         try:
-            handler.close(timeout)
+            # After a refused batch, what the sink still holds is not waited for: it was not
+            # checkpointed, and the next ship sends it again.
+            handler.close(timeout if result.error is None else 1.0)
         except TraceError as exc:
             result.error = result.error or str(exc)
+        result.seconds = time.monotonic() - started
     return result
 
 
