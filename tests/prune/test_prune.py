@@ -144,3 +144,14 @@ def test_sqlite_in_short_batches_while_a_writer_keeps_writing(tmp_path: Path) ->
         assert sorted(r.message for r in live) == sorted(f"live {i}" for i in range(n))
         assert len({r.record_id for r in live}) == n  # counted by id: nothing lost
         assert {s.run_id for s in store.list_runs()} == {"live", "recent"}
+
+
+def test_printed_run_ids_never_act_as_escape_sequences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "traces.db"
+    write("sqlite", path, run_records("evil\x1b[2J\x07", 40, workflow="wf\x1b]0;x\x07"))
+    assert main(["prune", str(path), "--older-than", "30d"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "removed run evil\\x1b[2J\\x07 (wf\\x1b]0;x\\x07, succeeded" in out

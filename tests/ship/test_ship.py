@@ -224,3 +224,19 @@ def test_an_unreachable_service_stops_the_ship_with_exit_3_and_it_resumes(
     receiver.up()
     assert main(["ship", str(src), "--to", to]) == 0
     assert Counter(receiver.record_ids()) == Counter(ids_in(src))
+
+
+def test_a_run_file_begun_again_is_read_from_its_start(tmp_path: Path) -> None:
+    """A run folder removed (pruned, say) and written again is shorter than the position the
+    checkpoint holds: it is read from its start."""
+    import shutil
+
+    from workflow_traces.exporters.file import run_dir
+
+    src, dest = tmp_path / "src", tmp_path / "dest.db"
+    write_runs("file", src, runs=1, per_run=50)
+    assert ship(src, {"type": "sqlite", "path": str(dest)})[0].sent == 52
+    shutil.rmtree(run_dir(src, "run-0"))
+    write_runs("file", src, runs=1, per_run=3)
+    assert ship(src, {"type": "sqlite", "path": str(dest)})[0].sent == 5
+    assert len(ids_in(dest)) == 57

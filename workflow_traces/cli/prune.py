@@ -41,6 +41,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    from workflow_traces.cli.terminal import printable
     from workflow_traces.pruning.prune import prune
 
     try:
@@ -52,8 +53,8 @@ def _prune(args: argparse.Namespace) -> int:
             include_unfinished=args.include_unfinished,
         )
     except TraceError as exc:
-        print(f"workflow-traces prune: {exc}", file=sys.stderr)
+        print(f"workflow-traces prune: {printable(str(exc))}", file=sys.stderr)
         return 2
     for line in result.lines():
-        print(line)
+        print(printable(line))
     return 0

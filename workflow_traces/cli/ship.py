@@ -66,6 +66,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _ship(args: argparse.Namespace) -> int:
+    from workflow_traces.cli.terminal import printable
     from workflow_traces.shipping.shipper import DEFAULT_BATCH, ship
 
     try:
@@ -82,20 +83,20 @@ def _ship(args: argparse.Namespace) -> int:
             progress=args.progress,
         )
     except TraceError as exc:
-        print(f"workflow-traces ship: {exc}", file=sys.stderr)
+        print(f"workflow-traces ship: {printable(str(exc))}", file=sys.stderr)
         return 2
     code = 0
     for result in results:
-        print(result.summary())
+        print(printable(result.summary()))
         if result.problems:
             code = max(code, 1)
             shown = result.problems[:20]
             for problem in shown:
-                print(f"workflow-traces ship: skipped {problem}", file=sys.stderr)
+                print(f"workflow-traces ship: skipped {printable(str(problem))}", file=sys.stderr)
             if len(result.problems) > len(shown):
                 more = len(result.problems) - len(shown)
                 print(f"workflow-traces ship: ... and {more} more", file=sys.stderr)
         if result.error:
-            print(f"workflow-traces ship: {result.error}", file=sys.stderr)
+            print(f"workflow-traces ship: {printable(result.error)}", file=sys.stderr)
             code = 3
     return code

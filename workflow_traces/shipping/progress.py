@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from typing import Any
+
+from workflow_traces.cli.terminal import printable
 
 __all__ = ["Progress"]
 
 
 class Progress:
-    """A bar over ``total`` records, shown when ``enabled`` (None: when stderr is a terminal)
-    and tqdm can be imported; otherwise it does nothing."""
+    """A bar over ``total()`` records (counted only when the bar is shown), shown when
+    ``enabled`` (None: when stderr is a terminal) and tqdm can be imported; otherwise it does
+    nothing."""
 
-    def __init__(self, total: int, label: str, enabled: bool | None) -> None:
+    def __init__(self, total: Callable[[], int], label: str, enabled: bool | None) -> None:
         self._bar: Any = None
         if enabled is None:
             enabled = sys.stderr.isatty()
@@ -25,7 +29,12 @@ class Progress:
         except ImportError:
             return
         self._bar = tqdm(
-            total=total, unit="rec", unit_scale=True, desc=label[:40], file=sys.stderr, leave=True
+            total=total(),
+            unit="rec",
+            unit_scale=True,
+            desc=printable(label)[:40],
+            file=sys.stderr,
+            leave=True,
         )
 
     def update(self, count: int) -> None:

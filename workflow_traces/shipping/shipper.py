@@ -211,7 +211,7 @@ def _ship_one(
     if rate:
         size = min(size, max(1, int(rate)))
     first = len(src.problems)
-    bar = Progress(src.pending(positions, selected), key, progress)
+    bar = Progress(lambda: src.pending(positions, selected), key, progress)
     started = time.monotonic()
     seen: set[str] = set()
     try:

@@ -286,7 +286,8 @@ class FileSource(Source):
         total = 0
         for run_id, file in self._files(selected).items():
             with open(file, "rb") as fh:
-                fh.seek(positions.get(run_id, 0))
+                start = positions.get(run_id, 0)
+                fh.seek(start if start <= file.stat().st_size else 0)
                 total += sum(1 for line in fh if line.startswith(b"["))
         return total
 
@@ -297,6 +298,8 @@ class FileSource(Source):
         moved: dict[str, int] = {}
         for run_id, file in self._files(selected).items():
             start = positions.get(run_id, 0)
+            if start > file.stat().st_size:  # the run's file was removed and begun again
+                start = 0
             for rec, offset in self._read(file, start):
                 if rec is not None:
                     records.append(rec)
