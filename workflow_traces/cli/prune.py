@@ -7,6 +7,7 @@ Exit status: 0 done (or nothing to remove), 2 a bad argument or location.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from typing import Any
 
@@ -54,6 +55,11 @@ def _prune(args: argparse.Namespace) -> int:
         )
     except TraceError as exc:
         print(f"workflow-traces prune: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # the source or the checkpoint went away meanwhile
+        print(
+            f"workflow-traces prune: {printable(f'{type(exc).__name__}: {exc}')}", file=sys.stderr
+        )
         return 2
     for line in result.lines():
         print(printable(line))

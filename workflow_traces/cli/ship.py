@@ -9,6 +9,7 @@ destination); 3 a destination stopped taking records (ship again to resume).
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from typing import Any
 
@@ -84,6 +85,9 @@ def _ship(args: argparse.Namespace) -> int:
         )
     except TraceError as exc:
         print(f"workflow-traces ship: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:  # the source or the checkpoint went away meanwhile
+        print(f"workflow-traces ship: {printable(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
         return 2
     code = 0
     for result in results:
