@@ -206,6 +206,14 @@ def network(n: int) -> None:
         print(f"  {label:56} {value:10.3f}  {verdict}".rstrip())
 
 
+def read_side() -> None:
+    """Issue 13's row: a 1,000,000-record run through ``runs show --logs`` to /dev/null."""
+    import bench_read
+
+    print()
+    bench_read.main()
+
+
 def verdicts(rows: list[Row]) -> list[str]:
     """Issue 2's targets, each against its row's median ratio to the baseline."""
     single, threads, logger = rows[3].figures(), rows[4].figures(), rows[5].figures()
@@ -276,6 +284,7 @@ def main() -> None:
             f"{growth / 1024:.1f} MiB"
         )
         network(N // 2)
+        read_side()
 
 
 if __name__ == "__main__":

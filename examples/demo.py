@@ -148,6 +148,10 @@ def main() -> int:
     print("Look again with:")
     print(f"  .venv/bin/workflow-traces runs list {DATABASE}")
     print(f"  .venv/bin/workflow-traces runs show {DATABASE} {result.run_id} --logs")
+    print(f"  .venv/bin/workflow-traces runs show {DATABASE} {result.run_id} --level WARNING")
+    print()
+    print("Open the viewer (timeline and logs, in your browser) with:")
+    print(f"  .venv/bin/workflow-traces ui {DATABASE}")
     return 0 if result.ok and same else 1
 
 

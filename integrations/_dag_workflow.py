@@ -231,6 +231,17 @@ class Workflow:
             raise WorkflowDefinitionError(f"{source}: {exc}") from None
 
     # -- running ---------------------------------------------------------------------------------
+    def param_names(self) -> frozenset[str] | None:
+        """The params this workflow takes: its default params and every keyword its stages'
+        callables name (``outputs`` aside); None when a stage takes ``**kwargs`` (any name)."""
+        names = set(self.params)
+        for call in self._calls.values():
+            if call.var_kw:
+                return None
+            names |= call.names
+        names.discard("outputs")
+        return frozenset(names)
+
     def _check_params(self, params: Mapping[str, Any]) -> None:
         missing = []
         for job in self.jobs:

@@ -43,3 +43,50 @@ def test_text_lines_match_the_records(multi: Any, tmp_path: Path) -> None:
     # Microseconds below 100000 keep their leading zeros.
     early = records[0]._replace(time_ns=1_767_225_600_000_006_999)
     assert _text([tuple(early)]).startswith("2026-01-01 00:00:00.000006 (text-1) ")
+
+
+#: Text that would act on a terminal if printed as it is, and how the readable files show it.
+ATTACKS = {
+    "\x1b]0;owned\x07": "\\x1b]0;owned\\x07",  # retitle the terminal (ESC, BEL)
+    "\x1b[2J\x1b[31m": "\\x1b[2J\\x1b[31m",  # clear the screen, recolour
+    "done\rFAILED": "done\\rFAILED",  # a bare CR overwrites the line
+    "ok\b\bno": "ok\\x08\\x08no",
+    "c1 \x9b31m": "c1 \\x9b31m",  # the C1 control sequence introducer
+    "bidi \u202etxt.exe": "bidi \\u202etxt.exe",  # a right-to-left override
+    "nul \x00 del \x7f": "nul \\x00 del \\x7f",
+}
+
+
+def test_the_readable_files_show_terminal_control_characters_escaped(
+    multi: Any, tmp_path: Path
+) -> None:
+    trace = multi("text-esc", workflow_name="wf\x1b[1m")
+    for attack in ATTACKS:
+        trace.info(attack)
+    try:
+        raise ValueError("in the traceback \x1b[5m too")
+    except ValueError:
+        trace.exception("failed \x07")
+    trace.info("tab\tkept")
+    trace.close()
+    folder = tmp_path / "files" / "run_id=text-esc"
+    shown = (folder / "stdout.txt").read_text() + (folder / "stderr.txt").read_text()
+    # Only newline and tab of the C0 controls, no DEL, no C1 control, no bidi control remain.
+    unsafe = [
+        ch
+        for ch in shown
+        if (ord(ch) < 32 and ch not in "\n\t")
+        or 0x7F <= ord(ch) <= 0x9F
+        or 0x202A <= ord(ch) <= 0x202E
+        or 0x2066 <= ord(ch) <= 0x2069
+    ]
+    assert unsafe == []
+    for escaped in ATTACKS.values():
+        assert escaped in shown
+    assert "wf\\x1b[1m: " in shown and "in the traceback \\x1b[5m too" in shown
+    assert "failed \\x07" in shown and "tab\tkept" in shown
+    # The JSON lines and SQLite keep the exact text.
+    stored = [r.message for r in open_store(tmp_path / "traces.db").get_run("text-esc").logs]
+    from_files = [r.message for r in open_store(tmp_path / "files").get_run("text-esc").logs]
+    assert stored[: len(ATTACKS)] == list(ATTACKS) == from_files[: len(ATTACKS)]
+    assert open_store(tmp_path / "traces.db").get_run("text-esc").workflow_name == "wf\x1b[1m"

@@ -296,6 +296,14 @@ def test_cli_run_exit_codes(tmp_path: Path) -> None:
     assert "stage 's' needs 'day'" in proc.stderr
     assert not (tmp_path / "logs").exists()  # refused before anything ran or was traced
 
+    # A param the workflow does not take (a typo) is refused, naming those it takes.
+    proc = cli("run", str(missing), "--param", "dya=2024-06-01", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "workflow-traces run: --param: workflow 'm' takes no param 'dya'; it takes: day, limit"
+    )
+    assert not (tmp_path / "logs").exists()
+
     cyclic = folder / "cyclic.yaml"
     cyclic.write_text(
         "name: c\njobs:\n  - {name: a, needs: [a], stages: [{name: s, fn: 'tasks_fail:flaky'}]}\n"

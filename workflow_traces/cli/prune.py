@@ -42,8 +42,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from workflow_traces.cli.terminal import printable
     from workflow_traces.pruning.prune import prune
+    from workflow_traces.text import escape_terminal
 
     try:
         result = prune(
@@ -54,13 +54,14 @@ def _prune(args: argparse.Namespace) -> int:
             include_unfinished=args.include_unfinished,
         )
     except TraceError as exc:
-        print(f"workflow-traces prune: {printable(str(exc))}", file=sys.stderr)
+        print(f"workflow-traces prune: {escape_terminal(str(exc))}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:  # the source or the checkpoint went away meanwhile
         print(
-            f"workflow-traces prune: {printable(f'{type(exc).__name__}: {exc}')}", file=sys.stderr
+            f"workflow-traces prune: {escape_terminal(f'{type(exc).__name__}: {exc}')}",
+            file=sys.stderr,
         )
         return 2
     for line in result.lines():
-        print(printable(line))
+        print(escape_terminal(line))
     return 0

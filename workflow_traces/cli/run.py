@@ -13,7 +13,7 @@ from typing import Any
 
 from workflow_traces.errors import TraceError
 
-__all__ = ["add_parser", "parse_params"]
+__all__ = ["add_parser", "check_param_names", "parse_params"]
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -29,6 +29,19 @@ def parse_params(items: list[str]) -> dict[str, Any]:
         except ValueError:
             params[key] = text
     return params
+
+
+def check_param_names(workflow: Any, params: dict[str, Any]) -> None:
+    """Refuse a --param the workflow does not take (a typo would otherwise be ignored), naming
+    the ones it takes."""
+    takes = workflow.param_names()
+    unknown = sorted(params.keys() - takes) if takes is not None else []
+    if unknown:
+        names = ", ".join(sorted(takes)) if takes else "none"
+        raise ValueError(
+            f"--param: workflow {workflow.name!r} takes no param "
+            f"{', '.join(repr(n) for n in unknown)}; it takes: {names}"
+        )
 
 
 def add_parser(subparsers: Any) -> None:
@@ -64,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         params = parse_params(args.param)
         workflow = dag.load_workflow(args.file)
+        check_param_names(workflow, params)
         result = workflow.run(params, run_id=args.run_id)
     except (TraceError, ValueError) as exc:
         print(f"workflow-traces run: {exc}", file=sys.stderr)

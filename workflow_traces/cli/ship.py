@@ -67,8 +67,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _ship(args: argparse.Namespace) -> int:
-    from workflow_traces.cli.terminal import printable
     from workflow_traces.shipping.shipper import DEFAULT_BATCH, ship
+    from workflow_traces.text import escape_terminal
 
     try:
         results = ship(
@@ -84,23 +84,29 @@ def _ship(args: argparse.Namespace) -> int:
             progress=args.progress,
         )
     except TraceError as exc:
-        print(f"workflow-traces ship: {printable(str(exc))}", file=sys.stderr)
+        print(f"workflow-traces ship: {escape_terminal(str(exc))}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:  # the source or the checkpoint went away meanwhile
-        print(f"workflow-traces ship: {printable(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        print(
+            f"workflow-traces ship: {escape_terminal(f'{type(exc).__name__}: {exc}')}",
+            file=sys.stderr,
+        )
         return 2
     code = 0
     for result in results:
-        print(printable(result.summary()))
+        print(escape_terminal(result.summary()))
         if result.problems:
             code = max(code, 1)
             shown = result.problems[:20]
             for problem in shown:
-                print(f"workflow-traces ship: skipped {printable(str(problem))}", file=sys.stderr)
+                print(
+                    f"workflow-traces ship: skipped {escape_terminal(str(problem))}",
+                    file=sys.stderr,
+                )
             if len(result.problems) > len(shown):
                 more = len(result.problems) - len(shown)
                 print(f"workflow-traces ship: ... and {more} more", file=sys.stderr)
         if result.error:
-            print(f"workflow-traces ship: {printable(result.error)}", file=sys.stderr)
+            print(f"workflow-traces ship: {escape_terminal(result.error)}", file=sys.stderr)
             code = 3
     return code

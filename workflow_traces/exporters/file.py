@@ -53,6 +53,7 @@ from workflow_traces.exporters.base import Exporter
 from workflow_traces.exporters.encode import clean_text, dumps
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive
+from workflow_traces.text import escape_terminal
 
 __all__ = [
     "DEFAULT_FILE_PATH",
@@ -157,13 +158,21 @@ _CACHE_MAX = 4096
 _UNSET = object()
 
 
+def _safe(text: str, newlines: bool = True) -> str:
+    """``text`` for the readable files: code points UTF-8 cannot hold, and every character that
+    acts on a terminal (ESC, bare CR, BEL, backspace, other C0/C1 controls, bidi overrides),
+    written visibly escaped, so ``cat`` or ``tail -f`` of the file shows logged text as text.
+    The JSON lines keep the exact text."""
+    return escape_terminal(clean_text(text), newlines=newlines)
+
+
 def _prefix(run_id: str, level: str, wf: str | None, job: str | None, stage: str | None) -> str:
     """`` (run) [INFO] wf/job/stage: ``, made once per run, level and names."""
     key = (run_id, level, wf, job, stage)
     prefix = _prefixes.get(key)
     if prefix is None:
         joined = "/".join(n for n in (wf, job, stage) if n)
-        prefix = f" ({run_id}) [{level}] " + (joined + ": " if joined else "")
+        prefix = _safe(f" ({run_id}) [{level}] " + (joined + ": " if joined else ""), False)
         if len(_prefixes) >= _CACHE_MAX:
             _prefixes.clear()
         _prefixes[key] = prefix
@@ -175,7 +184,7 @@ def _origin(filename: str | None, lineno: int | None) -> str:
     key = (filename, lineno)
     origin = _origins.get(key)
     if origin is None:
-        origin = f" ({filename.rpartition('/')[2]}:{lineno})" if filename else ""
+        origin = _safe(f" ({filename.rpartition('/')[2]}:{lineno})", False) if filename else ""
         if len(_origins) >= _CACHE_MAX:
             _origins.clear()
         _origins[key] = origin
@@ -221,8 +230,8 @@ def _text(recs: Iterable[RecordValues]) -> str:
         if sec != sec_cached:
             sec_cached, date = sec, time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(sec))
         msg = message
-        if not msg.isprintable():
-            msg = clean_text(msg).replace("\x00", "\\x00").replace("\n", "\n    ")
+        if not msg.isprintable():  # control characters shown escaped, lines indented
+            msg = _safe(msg).replace("\n", "\n    ")
         if (
             run_id is not p_run
             or level is not p_level
@@ -242,7 +251,7 @@ def _text(recs: Iterable[RecordValues]) -> str:
         micros = str(time_ns // 1000 % 1_000_000 + 1_000_000)[1:]
         append(f"{date}{micros}{prefix}{msg}{origin}\n")
         if tb:
-            append("    " + clean_text(tb).rstrip("\n").replace("\n", "\n    ") + "\n")
+            append("    " + _safe(tb).rstrip("\n").replace("\n", "\n    ") + "\n")
     _second = (sec_cached, date)
     return "".join(lines)
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from workflow_traces.cli.terminal import printable
+from workflow_traces.text import escape_terminal
 
 __all__ = ["Progress"]
 
@@ -32,7 +32,7 @@ class Progress:
             total=total(),
             unit="rec",
             unit_scale=True,
-            desc=printable(label)[:40],
+            desc=escape_terminal(label)[:40],
             file=sys.stderr,
             leave=True,
         )

@@ -21,8 +21,9 @@ refresh is not an error). Documents of the layout before ECS events read back to
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -37,7 +38,8 @@ from workflow_traces.exporters.elasticsearch.client import (
     status_of,
 )
 from workflow_traces.exporters.elasticsearch.documents import event_of, record_from_doc, seq_key
-from workflow_traces.store.local import RunSummary, Store, summarize
+from workflow_traces.store.base import RunSummary, Store, summarize
+from workflow_traces.store.query import Filters
 
 __all__ = ["ENV_API_KEY", "ENV_PASSWORD", "ENV_USERNAME", "OPENSEARCH_PREFIX", "ElasticsearchStore"]
 
@@ -52,7 +54,9 @@ DEFAULT_INDEX = "workflow-traces"
 PAGE_SIZE = 1000
 RUN_PAGE_SIZE = 500
 _SORT = [{"time_ns": {"order": "asc"}}, {"record_id": {"order": "asc"}}]
-_EVENT_FIELDS = ["run_id", "event", "time_ns", "duration", "record_id"]
+_EVENT_FIELDS = ["run_id", "scope", "event", "time_ns", "duration", "record_id", "job_name"]
+#: Seconds of records ``follow`` reads again at each look, for documents that land late.
+FOLLOW_LAG = 15.0
 _FALSE = ("0", "false", "no", "off")
 #: The URL prefix that picks OpenSearch.
 OPENSEARCH_PREFIX = "opensearch+"
@@ -89,6 +93,10 @@ def _summary_aggs(after: dict[str, Any] | None) -> dict[str, Any]:
             },
         }
     }
+
+
+def _order(rec: Record) -> tuple[int, tuple[str, int]]:
+    return rec.time_ns, seq_key(rec.record_id)
 
 
 def _top_time(bucket: dict[str, Any], name: str) -> int:
@@ -242,29 +250,134 @@ class ElasticsearchStore(Store):
                 return
 
     # -- the Store interface -------------------------------------------------------------------
-    def _records(self, run_id: str) -> list[Record]:
-        records = [record_from_doc(doc) for doc in self._scan({"term": {"run_id": run_id}})]
-        # Same time_ns: in the order the records were made, as the SQLite store gives them.
-        records.sort(key=lambda r: (r.time_ns, seq_key(r.record_id)))
-        return records
+    def _query(self, run_id: str, filters: Filters) -> dict[str, Any]:
+        """The bool query for a run's records that pass ``filters`` (all but ``text``, which
+        is tested on each record: a substring test that no analyzer changes)."""
+        must: list[dict[str, Any]] = [{"term": {"run_id": run_id}}]
+        if filters.levelno is not None:
+            must.append({"range": {"levelno": {"gte": filters.levelno}}})
+        if filters.job is not None:
+            must.append({"term": {"job_name": filters.job}})
+        if filters.stage is not None:
+            must.append({"term": {"stage_name": filters.stage}})
+        if filters.since_ns is not None:
+            must.append({"range": {"time_ns": {"gte": filters.since_ns}}})
+        if filters.kind is not None:
+            must.append({"term": {"kind": filters.kind}})
+        return {"bool": {"filter": must}}
+
+    def _pages(self, query: dict[str, Any]) -> Iterator[list[Record]]:
+        """The matching records page by page, in (time_ns, creation) order: the records that
+        share the page's last time_ns wait for the next page, so ties come out in order."""
+        after: list[Any] | None = None
+        held: list[Record] = []
+        while True:
+            extra: dict[str, Any] = {} if after is None else {"search_after": after}
+            result = self._search(
+                query=query, sort=_SORT, size=PAGE_SIZE, track_total_hits=False, **extra
+            )
+            hits = [] if result is None else result["hits"]["hits"]
+            records = held + [record_from_doc(hit["_source"]) for hit in hits]
+            records.sort(key=_order)
+            if len(hits) < PAGE_SIZE:
+                yield records
+                return
+            tail = records[-1].time_ns
+            cut = len(records)
+            while cut > 0 and records[cut - 1].time_ns == tail:
+                cut -= 1
+            held = records[cut:]
+            yield records[:cut]
+            after = hits[-1]["sort"]
+
+    def _iter(
+        self, run_id: str, filters: Filters, after: str | None, limit: int | None
+    ) -> Iterator[Record]:
+        since = filters.since_ns
+        start: tuple[int, tuple[str, int]] | None = None
+        if after is not None:
+            result = self._search(
+                query={
+                    "bool": {
+                        "filter": [{"term": {"record_id": after}}, {"term": {"run_id": run_id}}]
+                    }
+                },
+                size=1,
+                source=["time_ns"],
+            )
+            hits = [] if result is None else result["hits"]["hits"]
+            if not hits:
+                return
+            at = int(hits[0]["_source"]["time_ns"])
+            start = (at, seq_key(after))
+            since = at if since is None else max(since, at)
+        query = self._query(run_id, Filters(**{**filters.__dict__, "since_ns": since}))
+        text = filters.text
+        given = 0
+        for page in self._pages(query):
+            for rec in page:
+                if start is not None and _order(rec) <= start:
+                    continue
+                if text is not None and not Filters(text=text).matches(rec):
+                    continue
+                yield rec
+                given += 1
+                if limit is not None and given >= limit:
+                    return
+
+    def _poller(self, run_id: str) -> Callable[[], list[Record]]:
+        """New records by time: each look reads the last FOLLOW_LAG seconds again (documents
+        become searchable out of order, a batch that waited in a sink's buffer later than a
+        newer one) and keeps those whose ids it has not given yet."""
+        seen: dict[str, int] = {}
+        top = 0
+
+        def poll() -> list[Record]:
+            nonlocal top
+            client = self._get_client()
+            # Without the right to refresh, read what is searchable already.
+            with contextlib.suppress(Exception):
+                client.refresh(self.index)
+            since = max(0, top - int(FOLLOW_LAG * 1e9))
+            query = self._query(run_id, Filters(since_ns=since if top else None))
+            out = [rec for page in self._pages(query) for rec in page if rec.record_id not in seen]
+            for rec in out:
+                seen[rec.record_id] = rec.time_ns
+                top = max(top, rec.time_ns)
+            floor = top - int(FOLLOW_LAG * 1e9)
+            for rid in [rid for rid, t in seen.items() if t < floor]:
+                del seen[rid]
+            return out
+
+        return poll
 
     def _workflow_events(
         self, run_ids: list[str] | None
-    ) -> dict[str, list[tuple[str, int, float | None]]]:
+    ) -> tuple[
+        dict[str, list[tuple[str, int, float | None]]],
+        dict[str, list[tuple[str, int, float | None, str | None]]],
+    ]:
         filters: list[dict[str, Any]] = [
             {"term": {"kind": "event"}},
-            {"term": {"scope": "workflow"}},
+            {"terms": {"scope": ["workflow", "job"]}},
         ]
         if run_ids is not None:
             filters.append({"terms": {"run_id": run_ids}})
         docs = list(self._scan({"bool": {"filter": filters}}, _EVENT_FIELDS))
         docs.sort(key=lambda d: (int(d["time_ns"]), seq_key(d["record_id"])))
-        events: dict[str, list[tuple[str, int, float | None]]] = {}
+        wf: dict[str, list[tuple[str, int, float | None]]] = {}
+        jobs: dict[str, list[tuple[str, int, float | None, str | None]]] = {}
         for doc in docs:
             event, duration = event_of(doc)  # ECS event.*, or the earlier top-level fields
-            if event is not None:
-                events.setdefault(doc["run_id"], []).append((event, int(doc["time_ns"]), duration))
-        return events
+            if event is None:
+                continue
+            if doc.get("scope") == "workflow":
+                wf.setdefault(doc["run_id"], []).append((event, int(doc["time_ns"]), duration))
+            else:
+                jobs.setdefault(doc["run_id"], []).append(
+                    (event, int(doc["time_ns"]), duration, doc.get("job_name"))
+                )
+        return wf, jobs
 
     def _summary_rows(self, run_ids: list[str] | None) -> list[RunSummary]:
         query: dict[str, Any] = (
@@ -273,7 +386,7 @@ class ElasticsearchStore(Store):
         buckets = list(self._runs(query))
         if not buckets:
             return []
-        events = self._workflow_events(run_ids)
+        wf, jobs = self._workflow_events(run_ids)
         out = []
         for bucket in buckets:
             run_id = str(bucket["key"]["run_id"])
@@ -285,13 +398,18 @@ class ElasticsearchStore(Store):
                     _top_time(bucket, "first"),
                     _top_time(bucket, "last"),
                     int(bucket["doc_count"]),
-                    events.get(run_id, []),
+                    wf.get(run_id, []),
+                    jobs.get(run_id, []),
                 )
             )
         return out
 
     def _summaries(self) -> list[RunSummary]:
         return self._summary_rows(None)
+
+    def _summary(self, run_id: str) -> RunSummary | None:
+        rows = self._summary_rows([run_id])
+        return rows[0] if rows else None
 
     def _children(self, run_id: str) -> list[RunSummary]:
         ids = [str(b["key"]["run_id"]) for b in self._runs({"term": {"parent_run_id": run_id}})]

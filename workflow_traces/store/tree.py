@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from workflow_traces.core.record import _EPOCH, Record
+from workflow_traces.store.status import END_EVENTS, jobs_status
+from workflow_traces.text import escape_terminal
 
-__all__ = ["Node", "build_tree", "render_tree"]
+__all__ = ["COLOURS", "Node", "build_tree", "nest_child", "paint", "render_tree"]
 
-_END_EVENTS = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 _KINDS = ("workflow", "job", "stage")
 
 Key = tuple[str, str | None, str | None, str | None]
@@ -52,6 +53,12 @@ class Node:
     events: list[Record] = field(default_factory=list)
     error: str | None = None
     attempt: int = 1
+    #: For a child run nested in its parent's tree (``kind == "run"``): its run id.
+    run_id: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status == "unfinished"
 
     def walk(self) -> Iterator[Node]:
         """This node, then every node below it, depth first, in order."""
@@ -135,7 +142,7 @@ class _Builder:
             self.open.setdefault(key, []).append((node, rec.thread))
             self.start_ns[id(node)] = rec.time_ns
             return
-        if rec.event not in _END_EVENTS:
+        if rec.event not in END_EVENTS:
             return
         stack = self.open.get(key) or []
         # The scope that ends is the one this thread opened last; else the last one opened.
@@ -191,18 +198,45 @@ def build_tree(records: Sequence[Record], run_id: str = "?") -> Node:
     names = [r.workflow_name for r in records if r.workflow_name]
     workflows = [r for r in roots if r.kind == "workflow"]
     last = workflows[-1] if workflows else None
+    # Without workflow events (a Prefect subflow), the status comes from the jobs.
+    status = last.status if last is not None else jobs_status(n.status for n in roots)
     root = Node(
         names[0] if names else run_id,
         "workflow",
-        last.status if last is not None else None,
+        status,
         started=_dt(records[0].time_ns) if records else None,
-        ended=_dt(records[-1].time_ns) if records and last and last.ended else None,
+        ended=_dt(records[-1].time_ns) if records and status not in (None, "unfinished") else None,
         children=roots,
         records=builder.stray,
     )
-    if last is not None and last.status != "unfinished" and root.started and root.ended:
+    if status not in (None, "unfinished") and root.started and root.ended:
         root.duration = (root.ended - root.started).total_seconds()
     return root
+
+
+def _active(node: Node, at: datetime) -> Node | None:
+    """The deepest job or stage under ``node`` running at ``at`` (the latest started)."""
+    best: Node | None = None
+    for child in node.children:
+        if child.kind not in ("job", "stage") or child.started is None or child.started > at:
+            continue
+        if child.ended is not None and child.ended < at:
+            continue
+        best = child
+    if best is None:
+        return None
+    return _active(best, at) or best
+
+
+def nest_child(root: Node, child: Node) -> None:
+    """Put a child run's node under the job or stage of ``root`` that was running when it
+    started (else under ``root``), among that node's children in start order."""
+    parent = (_active(root, child.started) if child.started else None) or root
+    at = child.started or _EPOCH
+    index = len(parent.children)
+    while index > 0 and (parent.children[index - 1].started or _EPOCH) > at:
+        index -= 1
+    parent.children.insert(index, child)
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -217,19 +251,42 @@ def _fmt_duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f}min"
 
 
+def _fmt_offset(seconds: float) -> str:
+    return "+" + (_fmt_duration(seconds) if seconds > 0 else "0s")
+
+
 def _clip(text: str, limit: int) -> str:
-    text = text.replace("\n", " ")
+    text = escape_terminal(text, newlines=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _line(node: Node, show_attempt: bool, limit: int) -> str:
-    head = f"{node.kind} {node.name}"
+#: ANSI colours of the statuses, used only when asked (a terminal, NO_COLOR unset).
+COLOURS = {
+    "succeeded": "32",
+    "failed": "31",
+    "unfinished": "33",
+    "cancelled": "35",
+    "skipped": "90",
+}
+
+
+def paint(text: str, status: str | None, colour: bool) -> str:
+    code = COLOURS.get(status or "") if colour else None
+    return f"\x1b[{code}m{text}\x1b[0m" if code else text
+
+
+def _line(node: Node, show_attempt: bool, limit: int, origin: datetime | None, colour: bool) -> str:
+    head = f"{node.kind} {_clip(node.name, limit)}"
+    if node.run_id is not None:
+        head += f" [{_clip(node.run_id, limit)}]"
     if show_attempt:
         head += f" (attempt {node.attempt})"
-    parts = [head, node.status or "-"]
+    parts = [head, paint(node.status or "-", node.status, colour)]
     duration = _fmt_duration(node.duration)
     if duration:
         parts.append(duration)
+    if origin is not None and node.started is not None and node.kind != "workflow":
+        parts.append(_fmt_offset(max(0.0, (node.started - origin).total_seconds())))
     text = "  ".join(parts)
     if node.error:
         text += f"  [{_clip(node.error, limit)}]"
@@ -242,14 +299,17 @@ def _when(item: Node | Record) -> datetime:
     return item.timestamp
 
 
-def render_tree(node: Node, *, logs: bool = False, width: int = 120) -> str:
-    """The tree as text, one node a line with its status and duration; with ``logs``, each
-    node's own log lines too. Errors and messages are cut to ``width`` characters."""
+def render_tree(node: Node, *, logs: bool = False, width: int = 120, colour: bool = False) -> str:
+    """The tree as text, one node a line with its status, duration and start offset from the
+    run's start (``+1.25s``); with ``logs``, each node's own log lines too. Logged text is
+    escaped for the terminal (see ``escape_terminal``) and cut to ``width`` characters;
+    ``colour`` paints the statuses with ANSI colours."""
     out: list[str] = []
+    origin = node.started
 
     def emit(n: Node, prefix: str, branch: str, siblings: list[Node]) -> None:
         retried = any(s.attempt > 1 for s in siblings if s.kind == n.kind and s.name == n.name)
-        out.append(prefix + branch + _line(n, retried, width))
+        out.append(prefix + branch + _line(n, retried, width, origin, colour))
         inner = prefix + {"": "", "└── ": "    "}.get(branch, "│   ")
         items: list[Node | Record] = [*n.records] if logs else []
         items.extend(n.children)
