@@ -139,3 +139,20 @@ def test_not_a_database_at_all(tmp_path: Path, capsys: pytest.CaptureFixture[str
     junk.write_text("hello")
     assert main(["ship", str(junk), "--to", '{"type": "sqlite", "path": "x.db"}']) == 2
     assert "neither a SQLite database nor a folder" in capsys.readouterr().err
+
+
+def test_a_damaged_database_page_is_named_and_what_came_before_goes(tmp_path: Path) -> None:
+    src = tmp_path / "src.db"
+    write_runs("sqlite", src, runs=1, per_run=20_000)
+    with sqlite3.connect(src) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = src.stat().st_size
+    with open(src, "r+b") as fh:  # overwrite pages in the middle of the file
+        fh.seek(size // 2)
+        fh.write(b"\xa5" * 40_000)
+    result = ship(src, {"type": "sqlite", "path": str(tmp_path / "d.db")}, batch_size=1000)[0]
+    assert 0 < result.sent < 20_002 and not result.ok
+    assert [str(p).split(": cannot be read")[0] for p in result.problems] == [
+        f"{src}: table traces, rows after seq={result.sent}"
+    ]
+    assert len(ids_in(tmp_path / "d.db")) == result.sent

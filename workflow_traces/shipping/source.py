@@ -172,7 +172,12 @@ class SQLiteSource(Source):
         sql = _RAW.format(where) if self._raw else self._view_sql(where)
         to_record = self._raw_record if self._raw else self._view_record
         while True:
-            rows = self._conn.execute(sql, [cursor, *args, size]).fetchall()
+            try:
+                rows = self._conn.execute(sql, [cursor, *args, size]).fetchall()
+            except sqlite3.DatabaseError as exc:  # a damaged page: what came before still went
+                where = f"{self.path}: table traces, rows after seq={cursor}"
+                self.problems.append(Problem(where, f"cannot be read ({exc})"))
+                return
             if not rows:
                 return
             records: list[Record] = []
