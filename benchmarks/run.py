@@ -186,14 +186,15 @@ def optional(module: str, n: int) -> list[tuple[str, float]]:
 
 def network(n: int) -> None:
     """Issue 4's rows: records/s through each REST encoder and Elasticsearch, and the caller's
-    cost with four sink types at once against the file sink alone."""
+    cost with four sink types at once against the file sink alone; issue 15's ship rows
+    (SQLite to a LocalReceiver)."""
     print(
         f"\nnetwork sinks: {n:,} records a run, the median of {REPEAT} runs; the services run on "
         "127.0.0.1\nin a subprocess, lean (they read every request, count its records and "
         "answer like the service)\n"
     )
     print(f"  {'records/s end to end (first call until flush() returns)':56} {'rec/s':>10}  target")
-    for module in ("bench_rest", "bench_es"):
+    for module in ("bench_rest", "bench_es", "bench_ship"):
         for label, rate in optional(module, n):
             verdict = "ok" if rate >= 50_000 else "MISSED"
             print(f"  {label:56} {rate:10,.0f}  >= 50,000 {verdict}")

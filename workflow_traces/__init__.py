@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from workflow_traces.exporters.elasticsearch.handler import ElasticsearchHandler
     from workflow_traces.exporters.elasticsearch.opensearch import OpenSearchHandler
     from workflow_traces.exporters.rest.handler import RestAPIHandler
+    from workflow_traces.pruning.prune import PruneResult, prune
     from workflow_traces.settings.model import TraceSettings
+    from workflow_traces.shipping.shipper import ShipResult, ship
 
 __version__ = "0.1.0"
 
@@ -48,6 +50,10 @@ _LAZY = {
     "ElasticsearchHandler": ".exporters.elasticsearch.handler",
     "OpenSearchHandler": ".exporters.elasticsearch.opensearch",
     "RestAPIHandler": ".exporters.rest.handler",
+    "prune": ".pruning.prune",
+    "PruneResult": ".pruning.prune",
+    "ship": ".shipping.shipper",
+    "ShipResult": ".shipping.shipper",
 }
 
 
@@ -75,6 +81,7 @@ __all__ = [
     "OpenSearchHandler",
     "PayloadTooLargeError",
     "PermanentError",
+    "PruneResult",
     "Record",
     "RestAPIHandler",
     "RetryableError",
@@ -83,6 +90,7 @@ __all__ = [
     "RunSummary",
     "SQLiteHandler",
     "Scope",
+    "ShipResult",
     "SinkError",
     "SinkHealth",
     "Store",
@@ -96,6 +104,8 @@ __all__ = [
     "current_scope",
     "get_trace",
     "open_store",
+    "prune",
     "render_tree",
+    "ship",
     "trace_scope",
 ]

@@ -57,7 +57,11 @@ EXPECTED_PUBLIC = {
     "current_scope",
     "get_trace",
     "open_store",
+    "prune",
+    "PruneResult",
     "render_tree",
+    "ship",
+    "ShipResult",
     "trace_scope",
 }
 

@@ -18,7 +18,9 @@ __all__ = ["main"]
 SUBCOMMANDS = {
     "config": "workflow_traces.cli.config",
     "run": "workflow_traces.cli.run",
+    "prune": "workflow_traces.cli.prune",
     "runs": "workflow_traces.cli.runs",
+    "ship": "workflow_traces.cli.ship",
     "ui": "workflow_traces.cli.ui",
 }
 
