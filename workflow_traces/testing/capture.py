@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from workflow_traces.core.record import Record, RecordValues, as_record
+from workflow_traces.core.record import RecordValues, as_record
 from workflow_traces.pipeline.fanout import Tap
 from workflow_traces.pipeline.multi import TAPS
+from workflow_traces.testing.memory import MemoryRecords
 
 __all__ = ["CapturedRecords", "capture_traces"]
 
 
-class CapturedRecords(list[Record], Tap):
-    """The records captured so far, in the order they were logged."""
+class CapturedRecords(MemoryRecords, Tap):
+    """The records captured so far, in the order they were logged (read them as a memory
+    sink's: ``messages``, ``events``, ``for_run``, ``record_ids``)."""
 
     def offer(self, rec: RecordValues) -> None:
         self.append(as_record(rec))  # list.append is atomic: safe from any thread, and no I/O
@@ -21,17 +23,6 @@ class CapturedRecords(list[Record], Tap):
     def offer_nowait(self, rec: RecordValues) -> bool:
         self.offer(rec)
         return True
-
-    @property
-    def messages(self) -> list[str]:
-        return [r.message for r in self if r.kind == "log"]
-
-    @property
-    def events(self) -> list[Record]:
-        return [r for r in self if r.kind == "event"]
-
-    def for_run(self, run_id: str) -> list[Record]:
-        return [r for r in self if r.run_id == run_id]
 
 
 @contextmanager
