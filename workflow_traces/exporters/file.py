@@ -17,7 +17,6 @@ exclusive ``flock``, so lines from many threads and processes never interleave.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 import time
@@ -98,6 +97,8 @@ def run_dir_name(run_id: str) -> str:
             ) from None
     name = _PREFIX + encoded
     if len(name) > _MAX_NAME:
+        import hashlib  # here: only for over-long run ids, and it costs import time
+
         digest = hashlib.sha256(run_id.encode()).hexdigest()[:_DIGEST_CHARS]
         head = encoded[: _MAX_NAME - len(_PREFIX) - len(_SHORTENED) - _DIGEST_CHARS]
         cut = head.rfind("%", len(head) - 2)
