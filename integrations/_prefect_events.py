@@ -93,6 +93,9 @@ def _start(reg: _Run | _TaskRun, when: datetime | None) -> None:
         reg.open = True
         reg.started = when or _now()
         attempt = reg.attempt
+        # A retry is a span of its own, beside the earlier attempts (taken once the earlier
+        # attempt, if still open, has ended in its own span).
+        scope = reg.scope.retried() if attempt > 1 else reg.scope
     if previous_open:
         _finish_events(
             reg,
@@ -101,6 +104,7 @@ def _start(reg: _Run | _TaskRun, when: datetime | None) -> None:
             PrefectStateError(_ABANDONED),
             None,
         )
+    reg.scope = scope
     if isinstance(reg, _TaskRun):
         assert reg.run is not None
         reg.view = _view(

@@ -172,6 +172,7 @@ def _new_run(
     sinks: MultiTrace,
     sink_extras: dict[str, Any] | None,
     record_extras: dict[str, Any],
+    parent_scope: Scope = _NO_SCOPE,
 ) -> _Run:
     extras = {**sinks.extras, "workflow_name": workflow_name, "job_name": job_name}
     own = user_extras({**sinks.extras, **record_extras})
@@ -179,7 +180,9 @@ def _new_run(
     base.level = sinks.level
     return _Run(
         key=key,
-        scope=Scope(workflow_name, job_name, None, run_id, parent_run_id),
+        # The run's span: a child of the scope it was started in (a subflow's parent task), or
+        # the root of a trace (or the child of a remote parent, see context.child_span).
+        scope=parent_scope.child(workflow_name, job_name, None, run_id, parent_run_id),
         handler=sinks.handler,
         base=base,
         record_extras=own,
@@ -252,6 +255,10 @@ def _ensure_flow(flow_name: str, flow_run: Any, sink_extras: dict[str, Any] | No
             workflow = parent.scope.workflow_name
         elif root_name:
             workflow = root_name
+    parent_scope = _NO_SCOPE
+    if parent is not None:
+        parent_task = _tasks.get(str(flow_run.parent_task_run_id))
+        parent_scope = parent_task.scope if parent_task is not None else parent.scope
     # A subflow writes to its parent's sinks unless it was given sinks of its own.
     sinks_extras = parent.sink_extras if parent is not None and sink_extras is None else sink_extras
     sinks = _sinks_for(sinks_extras)
@@ -267,6 +274,7 @@ def _ensure_flow(flow_name: str, flow_run: Any, sink_extras: dict[str, Any] | No
             sinks=sinks,
             sink_extras=sinks_extras,
             record_extras={"flow_run_name": flow_run.name},
+            parent_scope=parent_scope,
         )
     )
 
@@ -301,7 +309,13 @@ def _ensure_task(task: Any, task_run: Any) -> _TaskRun:
         name=task.name,
         task_run_id=tid,
         task_run_name=task_run.name,
-        scope=run.scope._replace(stage_name=task.name),
+        scope=run.scope.child(
+            run.scope.workflow_name,
+            run.scope.job_name,
+            task.name,
+            run.scope.run_id,
+            run.scope.parent_run_id,
+        ),
     )
     with _lock:
         treg = _tasks.setdefault(tid, treg)
@@ -344,7 +358,10 @@ def resolve_record(d: dict[str, Any]) -> Route | None:
     if reg.handler is None:
         return None
     scope = reg.scope
-    if task_run_id is not None:
+    treg = _tasks.get(task_run_id) if isinstance(task_run_id, str) else None
+    if treg is not None:  # a traced task: its current attempt's scope and span
+        scope = treg.scope
+    elif task_run_id is not None:
         stage = d.get("task_name")
         if isinstance(stage, str):
             scope = reg.stages.get(stage) or reg.stages.setdefault(

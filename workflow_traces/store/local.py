@@ -174,6 +174,26 @@ class Store(abc.ABC):
         children = sorted(self._children(run_id), key=lambda s: (s.started or _EPOCH, s.run_id))
         return Run(**summary.__dict__, records=records, child_runs=children)
 
+    # -- by trace id (issue 14): a separate addition, kept apart from the rest of the store --
+    def _trace_run_ids(self, trace_id: str) -> list[str]:
+        """The runs with records in trace ``trace_id``, the earliest first (a slow scan here;
+        stores that index the trace id override it)."""
+        found = []
+        for s in self._summaries():
+            records = [r for r in self._records(s.run_id) if r.trace_id == trace_id]
+            if records:
+                found.append((records[0].time_ns, s.run_id))
+        return [run_id for _, run_id in sorted(found)]
+
+    def find_run_by_trace_id(self, trace_id: str) -> Run:
+        """The run that opened the W3C trace ``trace_id``: the earliest of the runs whose
+        records carry it (nested workflows and joined processes' child runs share their root's
+        trace; they are its ``child_runs``). Raises RunNotFoundError."""
+        run_ids = self._trace_run_ids(trace_id.strip().lower())
+        if not run_ids:
+            raise RunNotFoundError(f"trace_id: no run with trace {trace_id!r} in {self}")
+        return self.get_run(run_ids[0])
+
     def close(self) -> None:
         """Release what the store holds."""
         return None
@@ -206,7 +226,7 @@ class SQLiteStore(Store):
         from workflow_traces.exporters.sqlite.schema import COLUMNS
 
         self.path = path
-        self._columns = COLUMNS
+        self._columns: tuple[str, ...] = COLUMNS
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         self._conn = sqlite3.connect(uri, uri=True, timeout=30.0)
 
@@ -230,14 +250,31 @@ class SQLiteStore(Store):
             d["extras"] = orjson.loads(d["extras"])
         return record_from_dict(d)
 
+    def _view_columns(self) -> tuple[str, ...]:
+        """COLUMNS that this database's view has: a database of an older version (read-only
+        here, so not migrated) lacks the newer ones, which read back as None."""
+        have = {row[1] for row in self._conn.execute("PRAGMA table_info(trace_records)")}
+        self._columns = tuple(c for c in self._columns if c in have)
+        return self._columns
+
     def _records(self, run_id: str) -> list[Record]:
         if not self._has_table():
             return []
-        cols = ", ".join(self._columns)
+        cols = ", ".join(self._view_columns())
         rows = self._conn.execute(
             _SELECT.format(cols) + " WHERE run_id = ? ORDER BY time_ns, seq", (run_id,)
         ).fetchall()
         return [self._to_record(row) for row in rows]
+
+    def _trace_run_ids(self, trace_id: str) -> list[str]:
+        if not self._has_table() or "trace_id" not in self._view_columns():
+            return []
+        rows = self._conn.execute(
+            "SELECT run_id, MIN(time_ns) FROM traces WHERE trace_id = ? AND trace_id != ''"
+            " GROUP BY run_id ORDER BY 2, 1",
+            (trace_id,),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def _summary_rows(self, where: str = "all", args: tuple[Any, ...] = ()) -> list[RunSummary]:
         if not self._has_table():
