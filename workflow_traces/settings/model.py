@@ -96,6 +96,8 @@ class TraceSettings(BaseSettings):
     TRACE_SQLITE_PATH            SQLiteConfig's path              SQLite file by default
     TRACE_ENV_FILE               .env                             the base .env file
     TRACE_SECRETS_DIR            none                             one file per variable
+    TRACE_EXTRA_LOGGERS          none                             comma-separated loggers
+                                                                  routed to the active scope
     TRACE_BUFFER_SIZE, ...       the handler type's               for a single file/sqlite
                                                                   trace: also FLUSH_INTERVAL,
                                                                   QUEUE_SIZE, OVERFLOW,
@@ -139,6 +141,9 @@ class TraceSettings(BaseSettings):
     overflow: Literal["block", "drop"] | None = None
     block_timeout: float | None = Field(default=None, ge=0)
     level: Level | None = None
+    #: Comma-separated stdlib logger names whose records inside a traced scope go to that
+    #: scope's sinks (``core.extra_loggers``).
+    extra_loggers: str | None = None
 
     _origins: dict[tuple[int | str, ...], Origin] = PrivateAttr(default_factory=dict)
     _files: dict[str, Any] = PrivateAttr(default_factory=dict)
