@@ -63,4 +63,3 @@ def test_a_flow_run_is_one_trace_with_a_span_per_attempt(tmp_path: Path) -> None
     assert child_started.parent_span_id == wf_started.span_id
     assert lines["in the subflow"].span_id == child_started.span_id
     assert store.find_run_by_trace_id(wf_started.trace_id or "").run_id == run.run_id
-

@@ -11,9 +11,9 @@ from pathlib import Path
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from trace_helpers import spans
+from workflow_traces.integrations.plain import job, stage, workflow
 
 from workflow_traces import open_store
-from workflow_traces.integrations.plain import job, stage, workflow
 
 OUTER_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 OUTER_SPAN = 0x00F067AA0BA902B7
