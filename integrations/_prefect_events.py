@@ -12,7 +12,7 @@ from workflow_traces.core.context import Scope, reset_scope, set_scope
 from workflow_traces.core.scoped import ScopedTrace
 from workflow_traces.diagnostics import report
 
-from ._prefect_runs import _lock, _Run, _TaskRun
+from ._prefect_runs import _lock, _Run, _TaskRun, flow_span_id
 
 __all__ = ["PrefectStateError", "_finish", "_now", "_start", "_state_error", "_view"]
 
@@ -86,6 +86,11 @@ def _emit_stage(treg: _TaskRun, event: str, **kw: Any) -> None:
 _ABANDONED = "the attempt ended without a final state and Prefect started another"
 
 
+def _is_flow_span(reg: _Run, attempt: int) -> bool:
+    """Whether the run's span is the one ``flow_span_id`` gives its attempt (a root flow)."""
+    return reg.scope.span_id == flow_span_id(reg.scope.run_id or "", attempt)
+
+
 def _start(reg: _Run | _TaskRun, when: datetime | None) -> None:
     with _lock:
         previous_open, previous_started = reg.open, reg.started
@@ -93,6 +98,11 @@ def _start(reg: _Run | _TaskRun, when: datetime | None) -> None:
         reg.open = True
         reg.started = when or _now()
         attempt = reg.attempt
+        # A retry is a span of its own, beside the earlier attempts (taken once the earlier
+        # attempt, if still open, has ended in its own span).
+        scope = reg.scope.retried() if attempt > 1 else reg.scope
+        if isinstance(reg, _Run) and reg.is_flow and _is_flow_span(reg, attempt - 1):
+            scope = reg.scope._replace(span_id=flow_span_id(reg.scope.run_id or "", attempt))
     if previous_open:
         _finish_events(
             reg,
@@ -101,6 +111,7 @@ def _start(reg: _Run | _TaskRun, when: datetime | None) -> None:
             PrefectStateError(_ABANDONED),
             None,
         )
+    reg.scope = scope
     if isinstance(reg, _TaskRun):
         assert reg.run is not None
         reg.view = _view(

@@ -40,20 +40,40 @@ Hook = Callable[[Any, Any, Any], None]
 _HOOK_KEYWORDS = (("flow", "task"), ("flow_run", "task_run"), ("state",))
 
 
+class _Hook:
+    """One of our state hooks. It pickles as a reference to this module's attribute of its
+    name: a Flow or Task carrying it is pickled by value when a distributed task runner (Dask,
+    Ray) ships it to a worker, and a closure would drag the run registry (sinks, locks) along."""
+
+    def __init__(self, name: str, fn: Hook) -> None:
+        self.name = name
+        self.fn = fn
+        self.__name__ = self.__qualname__ = HOOK_PREFIX + name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            values = list(args[:3])
+            for names in _HOOK_KEYWORDS[len(values) :]:
+                values.append(next((kwargs[n] for n in names if n in kwargs), None))
+            self.fn(*values)
+        except Exception as exc:
+            # A hook that raises makes Prefect log an error line; report ours quietly.
+            name = self.name
+            report(f"prefect:hook:{name}", f"workflow-traces: hook {name} failed: {exc!r}")
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return _hook_named, (self.name,)
+
+
+def _hook_named(name: str) -> Hook:
+    """The hook of that name, in this process (see ``_Hook.__reduce__``)."""
+    hook: Hook = globals()[name]
+    return hook
+
+
 def _hook(name: str) -> Callable[[Hook], Hook]:
     def name_it(fn: Hook) -> Hook:
-        def hook(*args: Any, **kwargs: Any) -> None:
-            try:
-                values = list(args[:3])
-                for names in _HOOK_KEYWORDS[len(values) :]:
-                    values.append(next((kwargs[n] for n in names if n in kwargs), None))
-                fn(*values)
-            except Exception as exc:
-                # A hook that raises makes Prefect log an error line; report ours quietly.
-                report(f"prefect:hook:{name}", f"workflow-traces: hook {name} failed: {exc!r}")
-
-        hook.__name__ = hook.__qualname__ = HOOK_PREFIX + name
-        return hook
+        return _Hook(name, fn)
 
     return name_it
 

@@ -28,6 +28,7 @@ import orjson
 
 from workflow_traces import get_trace
 from workflow_traces.core.context import Scope
+from workflow_traces.core.propagation import remote_parent
 from workflow_traces.core.scoped import ScopedTrace
 from workflow_traces.core.stdlib import user_extras
 from workflow_traces.core.trace import MultiTrace
@@ -172,6 +173,8 @@ def _new_run(
     sinks: MultiTrace,
     sink_extras: dict[str, Any] | None,
     record_extras: dict[str, Any],
+    parent_scope: Scope = _NO_SCOPE,
+    attempt: int = 1,
 ) -> _Run:
     extras = {**sinks.extras, "workflow_name": workflow_name, "job_name": job_name}
     own = user_extras({**sinks.extras, **record_extras})
@@ -179,7 +182,9 @@ def _new_run(
     base.level = sinks.level
     return _Run(
         key=key,
-        scope=Scope(workflow_name, job_name, None, run_id, parent_run_id),
+        scope=_run_scope(
+            parent_scope, workflow_name, job_name, run_id, parent_run_id, is_flow, attempt
+        ),
         handler=sinks.handler,
         base=base,
         record_extras=own,
@@ -187,6 +192,38 @@ def _new_run(
         is_flow=is_flow,
         sink_extras=sink_extras,
     )
+
+
+def flow_span_id(flow_run_id: str, attempt: int) -> str:
+    """The span id of a flow run's attempt, the same in every process: a task on a Dask or Ray
+    worker names its flow's span as its parent without being told it."""
+    import hashlib
+
+    return hashlib.sha256(f"{flow_run_id}:{max(1, attempt)}".encode()).hexdigest()[:16]
+
+
+def _run_scope(
+    parent_scope: Scope,
+    workflow_name: str,
+    job_name: str,
+    run_id: str,
+    parent_run_id: str | None,
+    is_flow: bool,
+    attempt: int = 1,
+) -> Scope:
+    """A run's scope and span. A subflow's span is a child of the scope it was started in. A
+    root flow run's trace id is its flow run id (a UUID: 32 hex digits) and its span id comes
+    from that id too, so every process that runs its tasks finds the same ids; inside a remote
+    parent (an active OpenTelemetry span, TRACEPARENT) it joins that trace instead."""
+    if parent_scope.trace_id is not None or not is_flow:
+        return parent_scope.child(workflow_name, job_name, None, run_id, parent_run_id)
+    remote = remote_parent()
+    trace_id = remote[0] if remote is not None else run_id.replace("-", "").lower()
+    if len(trace_id) != 32 or trace_id.strip("0123456789abcdef"):
+        return parent_scope.child(workflow_name, job_name, None, run_id, parent_run_id)
+    span = flow_span_id(run_id, attempt)
+    parent_span = remote[1] if remote is not None else None
+    return Scope(workflow_name, job_name, None, run_id, parent_run_id, trace_id, span, parent_span)
 
 
 def _register(reg: _Run) -> _Run:
@@ -252,6 +289,10 @@ def _ensure_flow(flow_name: str, flow_run: Any, sink_extras: dict[str, Any] | No
             workflow = parent.scope.workflow_name
         elif root_name:
             workflow = root_name
+    parent_scope = _NO_SCOPE
+    if parent is not None:
+        parent_task = _tasks.get(str(flow_run.parent_task_run_id))
+        parent_scope = parent_task.scope if parent_task is not None else parent.scope
     # A subflow writes to its parent's sinks unless it was given sinks of its own.
     sinks_extras = parent.sink_extras if parent is not None and sink_extras is None else sink_extras
     sinks = _sinks_for(sinks_extras)
@@ -267,6 +308,8 @@ def _ensure_flow(flow_name: str, flow_run: Any, sink_extras: dict[str, Any] | No
             sinks=sinks,
             sink_extras=sinks_extras,
             record_extras={"flow_run_name": flow_run.name},
+            parent_scope=parent_scope,
+            attempt=int(getattr(flow_run, "run_count", 0) or 0),
         )
     )
 
@@ -301,7 +344,13 @@ def _ensure_task(task: Any, task_run: Any) -> _TaskRun:
         name=task.name,
         task_run_id=tid,
         task_run_name=task_run.name,
-        scope=run.scope._replace(stage_name=task.name),
+        scope=run.scope.child(
+            run.scope.workflow_name,
+            run.scope.job_name,
+            task.name,
+            run.scope.run_id,
+            run.scope.parent_run_id,
+        ),
     )
     with _lock:
         treg = _tasks.setdefault(tid, treg)
@@ -344,7 +393,10 @@ def resolve_record(d: dict[str, Any]) -> Route | None:
     if reg.handler is None:
         return None
     scope = reg.scope
-    if task_run_id is not None:
+    treg = _tasks.get(task_run_id) if isinstance(task_run_id, str) else None
+    if treg is not None:  # a traced task: its current attempt's scope and span
+        scope = treg.scope
+    elif task_run_id is not None:
         stage = d.get("task_name")
         if isinstance(stage, str):
             scope = reg.stages.get(stage) or reg.stages.setdefault(

@@ -46,6 +46,8 @@ from workflow_traces.core.context import (
     set_active_trace,
     set_scope,
 )
+from workflow_traces.core.otel import enter_span, exit_span
+from workflow_traces.core.propagation import inherited
 from workflow_traces.core.scoped import ScopedTrace, active_trace
 from workflow_traces.core.stdlib import CONFIG_KEYS, user_extras
 from workflow_traces.core.trace import MultiTrace
@@ -108,6 +110,7 @@ class _Scope:
         self._owner: MultiTrace | None = None
         self._implicit: _Scope | None = None
         self._tokens: tuple[Token[Scope], Token[ScopedTrace | None]] | None = None
+        self._otel: Any = None  # the OpenTelemetry context token (core.otel), if any
         self._t0 = 0.0
 
     # -- opening -------------------------------------------------------------------------------
@@ -126,11 +129,12 @@ class _Scope:
             sc = current_scope()
             ids = (outer.run_id, outer.parent_run_id)
             if self.kind == "job":
-                scope = Scope(sc.workflow_name, self.name, None, *ids)
+                scope = sc.child(sc.workflow_name, self.name, None, *ids)
             else:
-                scope = Scope(sc.workflow_name, sc.job_name, self.name, *ids)
+                scope = sc.child(sc.workflow_name, sc.job_name, self.name, *ids)
             trace = outer.child(scope)
         self._tokens = (set_scope(trace.scope), set_active_trace(trace))
+        self._otel = enter_span(trace.scope.trace_id, trace.scope.span_id)
         self.trace = trace
         self._t0 = time.perf_counter()
         try:
@@ -148,7 +152,11 @@ class _Scope:
         parent = self.parent_run_id
         if parent is None and sc.run_id is not None and sc.run_id != run_id:
             parent = sc.run_id
-        scope = Scope(self.name, None, None, run_id, parent)
+        if parent is None and sc.run_id is None:  # a process that joined a parent's run
+            joined = inherited()
+            if joined is not None and joined.run_id not in (None, run_id):
+                parent = joined.run_id
+        scope = sc.child(self.name, None, None, run_id, parent)
         own_sinks = outer is None or bool(SINK_KEYS & self.extras.keys())
         if own_sinks:
             extras = {"workflow_name": self.name, **self.extras}
@@ -166,6 +174,8 @@ class _Scope:
     # -- closing -------------------------------------------------------------------------------
     def _reset(self) -> None:
         if self._tokens is not None:
+            exit_span(self._otel)
+            self._otel = None
             scope_token, active_token = self._tokens
             reset_active_trace(active_token)
             reset_scope(scope_token)
@@ -288,9 +298,9 @@ def _mark(name: str, kind: Literal["job", "stage"], event: str, reason: str) -> 
         raise ValueError(f"kind: expected 'job' or 'stage', got {kind!r}")
     sc = current_scope()
     if kind == "job":
-        scope = Scope(sc.workflow_name, name, None, sc.run_id, sc.parent_run_id)
+        scope = sc.child(sc.workflow_name, name, None, sc.run_id, sc.parent_run_id)
     else:
-        scope = Scope(sc.workflow_name, sc.job_name, name, sc.run_id, sc.parent_run_id)
+        scope = sc.child(sc.workflow_name, sc.job_name, name, sc.run_id, sc.parent_run_id)
     token = set_scope(scope)
     try:
         error: BaseException | None = None

@@ -63,6 +63,7 @@ if not __version__.startswith("3."):  # pragma: no cover - depends on the instal
 
 from workflow_traces.core import context
 from workflow_traces.core.context import Scope
+from workflow_traces.core.otel import enter_span, exit_span
 from workflow_traces.core.scoped import ScopedTrace
 from workflow_traces.diagnostics import report
 
@@ -119,12 +120,13 @@ def shutdown(timeout: float | None = 30.0) -> None:
 class _Call:
     """One call of a traced function: the run it belongs to and the scope it set."""
 
-    __slots__ = ("reg", "tokens", "wrapper")
+    __slots__ = ("otel", "reg", "tokens", "wrapper")
 
     def __init__(self, wrapper: Callable[..., Any]) -> None:
         self.wrapper = wrapper
         self.reg: Any = None
         self.tokens: tuple[Any, Any] | None = None
+        self.otel: Any = None
 
     def enter(self, set_scope: bool = True) -> None:
         try:
@@ -136,9 +138,12 @@ class _Call:
             scope: Scope = self.reg.scope
             view: ScopedTrace | None = self.reg.view
             self.tokens = (context.set_scope(scope), context.set_active_trace(view))
+            self.otel = enter_span(scope.trace_id, scope.span_id)  # core.otel
 
     def exit(self, exc: BaseException | None) -> None:
         if self.tokens is not None:
+            exit_span(self.otel)
+            self.otel = None
             scope_token, active_token = self.tokens
             self.tokens = None
             context.reset_active_trace(active_token)

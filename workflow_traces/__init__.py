@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from workflow_traces.core.context import Scope, current_scope, trace_scope
+from workflow_traces.core.handoff import context_env
 from workflow_traces.core.record import Record
 from workflow_traces.core.trace import MultiTrace, Trace, get_trace
 from workflow_traces.errors import (
@@ -101,6 +102,7 @@ __all__ = [
     "UnsafeRunIdError",
     "WorkflowFileHandler",
     "__version__",
+    "context_env",
     "current_scope",
     "get_trace",
     "open_store",

@@ -54,6 +54,7 @@ EXPECTED_PUBLIC = {
     "UnsafeRunIdError",
     "WorkflowFileHandler",
     "__version__",
+    "context_env",
     "current_scope",
     "get_trace",
     "open_store",

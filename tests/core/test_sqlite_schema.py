@@ -95,7 +95,7 @@ def test_a_version_1_database_is_migrated_with_every_field_kept(tmp_path: Path) 
 
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         columns = [r[1] for r in conn.execute("PRAGMA table_info(traces)")]
         assert "job_name" not in columns and "detail" in columns
     finally:

@@ -10,6 +10,7 @@ Adapters (``workflow_traces.integrations``) enter and leave scopes with :func:`s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -18,7 +19,10 @@ from typing import Any, NamedTuple
 __all__ = [
     "Scope",
     "active_trace",
+    "child_span",
     "current_scope",
+    "new_span_id",
+    "new_trace_id",
     "reset_active_trace",
     "reset_scope",
     "set_active_trace",
@@ -35,6 +39,66 @@ class Scope(NamedTuple):
     stage_name: str | None = None
     run_id: str | None = None
     parent_run_id: str | None = None
+    #: The W3C trace id (32 hex digits) of the run's trace: every scope of a run shares it.
+    trace_id: str | None = None
+    #: The W3C span id (16 hex digits) of this scope, made once when the scope is made.
+    span_id: str | None = None
+    #: The span id of the scope around this one, or of a remote parent; None at the root.
+    parent_span_id: str | None = None
+
+    def child(
+        self,
+        workflow_name: str | None,
+        job_name: str | None,
+        stage_name: str | None,
+        run_id: str | None,
+        parent_run_id: str | None,
+    ) -> Scope:
+        """A scope with these names and ids, its span a new child of this scope's span (see
+        :func:`child_span`)."""
+        return Scope(workflow_name, job_name, stage_name, run_id, parent_run_id, *child_span(self))
+
+    def retried(self) -> Scope:
+        """This scope with a new span of its own, a sibling under the same parent: a retry
+        attempt."""
+        if self.trace_id is None:
+            return self._replace(**dict(zip(_SPAN_FIELDS, child_span(self), strict=True)))
+        return self._replace(span_id=new_span_id())
+
+
+_SPAN_FIELDS = ("trace_id", "span_id", "parent_span_id")
+
+
+def new_trace_id() -> str:
+    """A new random W3C trace id: 32 lowercase hex digits, not all zero."""
+    while True:
+        value = os.urandom(16).hex()
+        if value != "0" * 32:
+            return value
+
+
+def new_span_id() -> str:
+    """A new random W3C span id: 16 lowercase hex digits, not all zero."""
+    while True:
+        value = os.urandom(8).hex()
+        if value != "0" * 16:
+            return value
+
+
+def child_span(outer: Scope) -> tuple[str, str, str | None]:
+    """(trace id, span id, parent span id) of a new span under ``outer``: in ``outer``'s trace
+    when it has one; otherwise under the remote parent of this process or context (an active
+    OpenTelemetry span, or ``TRACEPARENT`` handed on by a parent process, see
+    ``core.propagation``), or else the root of a new trace. Called once per scope, never per
+    record."""
+    if outer.trace_id is not None:
+        return outer.trace_id, new_span_id(), outer.span_id
+    from workflow_traces.core.propagation import remote_parent
+
+    parent = remote_parent()
+    if parent is not None:
+        return parent[0], new_span_id(), parent[1]
+    return new_trace_id(), new_span_id(), None
 
 
 _EMPTY = Scope()
@@ -90,7 +154,8 @@ def trace_scope(
     run_id: str | None = None,
     parent_run_id: str | None = None,
 ) -> Iterator[Scope]:
-    """Stamp records built inside the ``with`` block; unset fields are inherited."""
+    """Stamp records built inside the ``with`` block; unset fields are inherited, and so is
+    the trace context (the block is no span of its own)."""
     outer = _SCOPE.get()
     inner = Scope(
         workflow_name if workflow_name is not None else outer.workflow_name,
@@ -98,6 +163,9 @@ def trace_scope(
         stage_name if stage_name is not None else outer.stage_name,
         run_id if run_id is not None else outer.run_id,
         parent_run_id if parent_run_id is not None else outer.parent_run_id,
+        outer.trace_id,
+        outer.span_id,
+        outer.parent_span_id,
     )
     token = _SCOPE.set(inner)
     try:

@@ -38,12 +38,15 @@ __all__ = [
     "F_RUN_ID",
     "F_SCOPE",
     "F_SIZE",
+    "F_SPAN_ID",
     "F_STAGE_NAME",
     "F_STATUS",
     "F_THREAD",
     "F_TIME_NS",
+    "F_TRACE_ID",
     "F_WORKFLOW_NAME",
     "LEVELS",
+    "PARENT_SPAN_KEY",
     "SCOPES",
     "Record",
     "RecordValues",
@@ -67,6 +70,8 @@ EVENTS = ("started", "succeeded", "failed", "skipped", "cancelled")
 SCOPES = ("workflow", "job", "stage")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The extras key of an event's parent span id (see ``Record.parent_span_id``).
+PARENT_SPAN_KEY = "parent_span_id"
 
 
 class Record(NamedTuple):
@@ -104,8 +109,23 @@ class Record(NamedTuple):
     #: For end events: seconds since the matching start.
     duration: float | None = None
     logger: str | None = None
+    #: The W3C trace id (32 hex digits) of the run's trace, from the record's scope.
+    trace_id: str | None = None
+    #: The W3C span id (16 hex digits) of the record's scope.
+    span_id: str | None = None
     #: Approximate encoded size in bytes, used to batch by bytes.
     size: int = 256
+
+    @property
+    def parent_span_id(self) -> str | None:
+        """For events: the span id of the scope around the event's scope, or of a remote
+        parent (None at a trace's root). Kept in the event's extras under ``parent_span_id``,
+        not in a field of its own: a 31st value would make the hot path's tuple literal a list
+        turned into a tuple (CPython builds literals of more than 30 values that way), which
+        tripled the cost of building it."""
+        extras = self.extras
+        value = extras.get(PARENT_SPAN_KEY) if type(extras) is dict else None
+        return value if isinstance(value, str) else None
 
     @property
     def timestamp(self) -> datetime:
@@ -148,7 +168,9 @@ F_EVENT: Final = 23
 F_STATUS: Final = 24
 F_DURATION: Final = 25
 F_LOGGER: Final = 26
-F_SIZE: Final = 27
+F_TRACE_ID: Final = 27
+F_SPAN_ID: Final = 28
+F_SIZE: Final = 29
 
 _new = tuple.__new__
 

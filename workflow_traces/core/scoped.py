@@ -80,6 +80,7 @@ class ScopedTrace(MultiTrace):
         )
         self.level = base.level
         self.scope = scope
+        self._span = (scope.trace_id, scope.span_id)
         #: Replaces the handler's record extras (a nested workflow's own extras), or None.
         self.record_extras = record_extras
 

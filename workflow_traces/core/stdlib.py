@@ -137,7 +137,8 @@ def log_record_values(
     else:
         exc_type = exc_message = exc_tb = None
     levelno = lr.levelno
-    # The scope by position (workflow, job, stage, run id, parent run id): faster than by name.
+    # The scope by position (workflow, job, stage, run id, parent run id, trace id, span id):
+    # faster than by name.
     return (
         int(lr.created * 1e9),
         lr.levelname,
@@ -166,5 +167,7 @@ def log_record_values(
         None,
         None,
         lr.name,
+        sc[5],
+        sc[6],
         len(message) + 256,
     )

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import ParseResult, urlparse
 
 from workflow_traces.core import record as _record
-from workflow_traces.core.context import _EMPTY, _SCOPE, active_trace
+from workflow_traces.core.context import _EMPTY, _SCOPE, active_trace, child_span
+from workflow_traces.core.propagation import join_inherited
 from workflow_traces.core.record import (
+    F_SPAN_ID,
+    PARENT_SPAN_KEY,
     Record,
     RecordValues,
     as_record,
@@ -85,9 +88,11 @@ def _log_call(levelno: int) -> _LogCall:
         sc = _scope_get()
         if sc is _EMPTY:
             wf, job, stage = self._names
-        else:  # the scope's workflow, job and stage names, or the trace's
+            trace_id, span_id = self._span
+        else:  # the scope's workflow, job and stage names, or the trace's; the scope's span
             names = self._names
             wf, job, stage = sc[0] or names[0], sc[1] or names[1], sc[2] or names[2]
+            trace_id, span_id = sc[5], sc[6]
         if type(message) is not str:
             message = _text(message)
         exc_type, exc_message, exc_tb = _exc or (None, None, None)
@@ -119,6 +124,8 @@ def _log_call(levelno: int) -> _LogCall:
             None,
             None,
             None,
+            trace_id,
+            span_id,
             len(message) + 256,
         )
         if not _queue:
@@ -176,6 +183,8 @@ class Trace:
             fail_silently=bool(self.extras.get("fail_silently", True)),
         )
         self.level = level
+        #: (trace id, span id) of records made outside any scope: the trace's own span.
+        self._span: tuple[str | None, str | None] = child_span(_EMPTY)[:2]
         # Stamps and extras of this trace's records (a MultiTrace may share a handler that
         # was made with other extras).
         self._names = name_defaults(self.extras)
@@ -283,6 +292,9 @@ class Trace:
         rec = as_record(values)._replace(
             kind="event", scope=scope, event=event, status=status, duration=duration
         )
+        parent_span = self._parent_span(values[F_SPAN_ID])
+        if parent_span is not None:  # see Record.parent_span_id
+            rec = rec._replace(extras={**(rec.extras or {}), PARENT_SPAN_KEY: parent_span})
         if name is not None:
             if scope == "workflow":
                 rec = rec._replace(workflow_name=name)
@@ -292,6 +304,11 @@ class Trace:
                 rec = rec._replace(stage_name=name)
         self.handler.offer(rec, levelno)
         return rec
+
+    def _parent_span(self, span_id: str | None) -> str | None:
+        """The parent of span ``span_id``, the active scope's or this view's own scope's."""
+        found = [s for s in (_SCOPE.get(), getattr(self, "scope", _EMPTY)) if s.span_id == span_id]
+        return found[0].parent_span_id if found and span_id is not None else None
 
     # -- async twins: queue without blocking the event loop --------------------------------------
     async def awriter(
@@ -445,9 +462,11 @@ def get_trace(
     extras: dict[str, Any] | None = None,
 ) -> MultiTrace:
     """A trace for ``run_id``, its sinks built from ``extras`` (``trace_type`` and, for
-    "multi", ``handlers``) over the TRACE_* settings. Inside a scope, a missing run_id and
-    parent_run_id come from the scope; otherwise a run_id is generated. An empty run_id or
-    parent_run_id counts as missing.
+    "multi", ``handlers``) over the TRACE_* settings. In a process started with a run's
+    context (``context_env()``), a missing run_id is that run's, the names default to its
+    names, and extras that choose no sinks take the sinks it handed on. Inside a scope, a
+    missing run_id and parent_run_id come from the scope; otherwise a run_id is generated. An
+    empty run_id or parent_run_id counts as missing.
 
     Inside a workflow scope of the plain or DAG adapter, ``get_trace()`` with no extras (and no
     run id, or the scope's) returns that workflow's trace, stamped with the current names: no
@@ -465,13 +484,14 @@ def get_trace(
     ):
         return active
     sc = _SCOPE.get()
+    # The run a parent process handed on, if any, fills in what is missing (core.propagation).
+    run_id, parent_run_id, extras = join_inherited(run_id, parent_run_id, extras, sc.run_id)
     if run_id is None:
         import uuid
 
         run_id = sc.run_id or uuid.uuid4().hex
         if parent_run_id is None:
             parent_run_id = sc.parent_run_id
-    extras = dict(extras or {})
     trace_type, fail_silently, handlers, merged = build_handlers(run_id, parent_run_id, extras)
     handler = MultiHandler(
         run_id, parent_run_id, handlers=handlers, extras=merged, fail_silently=fail_silently

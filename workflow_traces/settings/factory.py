@@ -129,6 +129,10 @@ def build_handlers(
 
     profile = extras.get("profile")
     settings = TraceSettings.load(profile=profile if isinstance(profile, str) else None)
+    if settings.extra_loggers:
+        from workflow_traces.core.extra_loggers import parse_logger_names, route_extra_loggers
+
+        route_extra_loggers(parse_logger_names(settings.extra_loggers))
     eff = resolve(settings, extras)
     handlers: list[logging.Handler] = []
     left_out: list[tuple[int, Any, BaseException, str]] = []

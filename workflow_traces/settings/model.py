@@ -100,6 +100,8 @@ class TraceSettings(BaseSettings):
     TRACE_REDACT_KEYS            the defaults (see Redaction)     extras keys redacted in every
                                                                   sink (JSON list or a,b,c)
     TRACE_REDACT_PATTERNS        the defaults                     regexes redacted (JSON list)
+    TRACE_EXTRA_LOGGERS          none                             comma-separated loggers
+                                                                  routed to the active scope
     TRACE_BUFFER_SIZE, ...       the handler type's               for a single file/sqlite
                                                                   trace: also FLUSH_INTERVAL,
                                                                   QUEUE_SIZE, OVERFLOW,
@@ -147,6 +149,9 @@ class TraceSettings(BaseSettings):
     # the defaults (pipeline.redact).
     redact_keys: list[str] | None = None
     redact_patterns: list[str] | None = None
+    #: Comma-separated stdlib logger names whose records inside a traced scope go to that
+    #: scope's sinks (``core.extra_loggers``).
+    extra_loggers: str | None = None
 
     _origins: dict[tuple[int | str, ...], Origin] = PrivateAttr(default_factory=dict)
     _files: dict[str, Any] = PrivateAttr(default_factory=dict)

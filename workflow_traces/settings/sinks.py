@@ -128,6 +128,13 @@ class RestAPIConfig(NetworkSinkConfig):
             "OpenTelemetry collector)"
         ),
     )
+    signals: list[Literal["logs", "traces"]] = Field(
+        default=["logs"],
+        description=(
+            "otlp only: what to send, `logs` (`/v1/logs`) and/or `traces` (a span per workflow, "
+            "job and stage scope, to `/v1/traces`, sent as each scope ends)"
+        ),
+    )
     gzip: bool | None = Field(
         default=None,
         description="compress request bodies (cloudwatch does not take gzip)",
@@ -229,6 +236,15 @@ class RestAPIConfig(NetworkSinkConfig):
         if not value or names - {"run_id", "host", "process"}:
             raise PydanticCustomError("rest_stream", "may only use {run_id}, {host} and {process}")
         return value
+
+    @field_validator("signals")
+    @classmethod
+    def _check_signals(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if not value:
+            raise PydanticCustomError("rest_signals", "expected at least one of logs, traces")
+        if "traces" in value and info.data.get("format") != "otlp":
+            raise PydanticCustomError("rest_signals", "traces are sent only with format otlp")
+        return list(dict.fromkeys(value))
 
     @field_validator("gzip")
     @classmethod

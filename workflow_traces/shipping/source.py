@@ -32,7 +32,7 @@ ALL = "*"
 _loads = orjson.loads
 _RAW = (
     "SELECT seq, record_id, time_ns, levelno, message, run_id, parent_run_id, workflow_name,"
-    " kind, detail FROM traces WHERE seq > ?{} ORDER BY seq LIMIT ?"
+    " kind, detail{ids} FROM traces WHERE seq > ?{where} ORDER BY seq LIMIT ?"
 )
 #: Above this many selected runs, rows are filtered in Python rather than with ``IN (...)``.
 _MAX_IN = 500
@@ -106,7 +106,10 @@ class SQLiteSource(Source):
             raise ConfigError(f"{path}: cannot be read as a SQLite database: {exc}") from None
         from workflow_traces.exporters.sqlite.schema import COLUMNS, INSERT_COLUMNS
 
-        self._columns = COLUMNS
+        view = {row[1] for row in self._conn.execute("PRAGMA table_info(trace_records)")}
+        # A database of an older version (read-only here, not migrated) lacks the newer
+        # columns, which read back as None.
+        self._columns = tuple(c for c in COLUMNS if c in view)
         if names.get("traces") != "table" or names.get("trace_records") != "view":
             self._conn.close()
             found = ", ".join(sorted(n for n, t in names.items() if t == "table")) or "none"
@@ -116,7 +119,9 @@ class SQLiteSource(Source):
             )
         #: Version 2 rows are read straight from ``traces`` (the view's json_extract per field
         #: costs ten times as much); version 1 through the view.
-        self._raw = version >= 2 and set(INSERT_COLUMNS) <= columns
+        self._ids = {"trace_id", "span_id"} <= columns  # version 3's W3C ids
+        core = set(INSERT_COLUMNS) - {"trace_id", "span_id"}
+        self._raw = version >= 2 and core <= columns
 
     def select(
         self, runs: Iterable[str] = (), workflow: str | None = None, since_ns: int | None = None
@@ -169,7 +174,8 @@ class SQLiteSource(Source):
         floor = positions.get(ALL, 0)
         done = {r: p for r, p in positions.items() if r != ALL and p > floor}
         cursor = self._start(positions, selected)
-        sql = _RAW.format(where) if self._raw else self._view_sql(where)
+        ids = ", trace_id, span_id" if self._ids else ""
+        sql = _RAW.format(ids=ids, where=where) if self._raw else self._view_sql(where)
         to_record = self._raw_record if self._raw else self._view_record
         while True:
             try:
@@ -197,7 +203,8 @@ class SQLiteSource(Source):
             yield records, moved
 
     def _raw_record(self, row: tuple[Any, ...]) -> Record | None:
-        seq, rid, time_ns, levelno, message, run_id, parent, workflow, kind, detail = row
+        seq, rid, time_ns, levelno, message, run_id, parent, workflow, kind, detail, *ids = row
+        trace_id, span_id = ids or ("", "")
         try:
             (
                 level, job, stage, scope, event, status, duration, is_err, filename, lineno,
@@ -207,7 +214,7 @@ class SQLiteSource(Source):
                 time_ns, level, levelno, message, run_id, parent or None, workflow or None,
                 job, stage, filename, lineno, func, process, thread, host, rid, bool(is_err),
                 extras, exc_type, exc_message, exc_tb, kind, scope, event, status, duration,
-                logger, _size(message, len(detail)),
+                logger, trace_id or None, span_id or None, _size(message, len(detail)),
             )  # fmt: skip
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             self.problems.append(

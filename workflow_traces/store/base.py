@@ -423,6 +423,27 @@ class Store(abc.ABC):
                 nest_child(root, node)
         return root
 
+    # -- by trace id (issue 14) ----------------------------------------------------------------
+    def _trace_run_ids(self, trace_id: str) -> list[str]:
+        """The runs with records in trace ``trace_id``, the earliest first (a scan of every
+        run here; stores that index the trace id override it)."""
+        found = []
+        for s in self._summaries():
+            for rec in self.iter_records(s.run_id):
+                if rec.trace_id == trace_id:
+                    found.append((rec.time_ns, s.run_id))
+                    break
+        return [run_id for _, run_id in sorted(found)]
+
+    def find_run_by_trace_id(self, trace_id: str) -> Run:
+        """The run that opened the W3C trace ``trace_id``: the earliest of the runs whose
+        records carry it (nested workflows and joined processes' child runs share their root's
+        trace; they are its ``child_runs``). Raises RunNotFoundError."""
+        run_ids = self._trace_run_ids(trace_id.strip().lower())
+        if not run_ids:
+            raise RunNotFoundError(f"trace_id: no run with trace {trace_id!r} in {self}")
+        return self.get_run(run_ids[0])
+
     def close(self) -> None:
         """Release what the store holds."""
         return None

@@ -32,6 +32,8 @@ PAGE_SIZE = 10_000
 _RAW = (
     "seq, record_id, time_ns, levelno, message, run_id, parent_run_id, workflow_name, kind, detail"
 )
+#: Version 3's table adds the W3C ids.
+_RAW_V3 = _RAW + ", trace_id, span_id"
 _SUMMARY = (
     "SELECT run_id, MAX(parent_run_id), MAX(workflow_name), MIN(time_ns), MAX(time_ns), COUNT(*)"
     " FROM traces {} GROUP BY run_id"
@@ -58,8 +60,9 @@ _EVENTS = (
 
 
 def _record_v2(row: tuple[Any, ...]) -> tuple[int, Record]:
-    """(seq, Record) of a row of version 2's table."""
-    seq, rid, time_ns, levelno, message, run_id, parent, workflow, kind, detail = row
+    """(seq, Record) of a row of version 2's table (or version 3's, with the W3C ids last)."""
+    seq, rid, time_ns, levelno, message, run_id, parent, workflow, kind, detail, *ids = row
+    trace_id, span_id = ids or ("", "")
     (
         level,
         job,
@@ -109,6 +112,8 @@ def _record_v2(row: tuple[Any, ...]) -> tuple[int, Record]:
         status,
         duration,
         logger,
+        trace_id or None,
+        span_id or None,
         256,
     )
 
@@ -124,6 +129,7 @@ class SQLiteStore(Store):
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         self._conn = sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
         self._version: int | None = None
+        self._have: tuple[str, ...] | None = None
 
     def __str__(self) -> str:
         return f"sqlite:{self.path}"
@@ -141,11 +147,29 @@ class SQLiteStore(Store):
             self._version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         return self._version >= 2
 
+    def _view_columns(self) -> tuple[str, ...]:
+        """The columns of the view this database has: one of version 1 (read-only here, so
+        not migrated) lacks the newer ones, which read back as None."""
+        if self._have is None:
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(trace_records)")}
+            self._have = tuple(c for c in self._columns if c in have)
+        return self._have
+
+    def _trace_run_ids(self, trace_id: str) -> list[str]:
+        if not self._has_table() or "trace_id" not in self._view_columns():
+            return []
+        rows = self._conn.execute(
+            "SELECT run_id, MIN(time_ns) FROM traces WHERE trace_id = ? AND trace_id != ''"
+            " GROUP BY run_id ORDER BY 2, 1",
+            (trace_id,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def _to_record(self, row: tuple[Any, ...]) -> tuple[int, Record]:
         if self._raw():
             return _record_v2(row)
         # Version 1 stored missing text as "": read it back as None.
-        d = {k: (None if v == "" else v) for k, v in zip(self._columns, row, strict=True)}
+        d = {k: (None if v == "" else v) for k, v in zip(self._view_columns(), row, strict=True)}
         seq = int(d.pop("seq") or 0)
         d["is_err"] = bool(d["is_err"])
         if d["lineno"] == 0:
@@ -156,8 +180,9 @@ class SQLiteStore(Store):
 
     def _select(self) -> str:
         if self._raw():
-            return f"SELECT {_RAW} FROM traces"  # noqa: S608 - fixed text
-        return f"SELECT {', '.join(self._columns)} FROM trace_records"  # noqa: S608 - fixed text
+            raw = _RAW_V3 if (self._version or 0) >= 3 else _RAW
+            return f"SELECT {raw} FROM traces"  # noqa: S608 - fixed text
+        return f"SELECT {', '.join(self._view_columns())} FROM trace_records"  # noqa: S608
 
     def _where(self, filters: Filters) -> tuple[list[str], list[Any]]:
         """SQL conditions and their parameters for ``filters`` (values are always bound)."""

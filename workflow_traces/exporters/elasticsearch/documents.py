@@ -84,6 +84,8 @@ def record_from_doc(doc: dict[str, Any]) -> Record:
         status=doc.get("status"),
         duration=duration,
         logger=_get(doc, "log", "logger"),
+        trace_id=_get(doc, "trace", "id"),
+        span_id=_get(doc, "span", "id"),
     )
 
 

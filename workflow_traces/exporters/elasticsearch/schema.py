@@ -51,9 +51,11 @@ from workflow_traces.core.record import (
     F_PROCESS,
     F_RECORD_ID,
     F_RUN_ID,
+    F_SPAN_ID,
     F_STAGE_NAME,
     F_THREAD,
     F_TIME_NS,
+    F_TRACE_ID,
     F_WORKFLOW_NAME,
     LEVELS,
     Record,
@@ -134,6 +136,8 @@ MAPPINGS: dict[str, Any] = {
         },
         "labels": {"type": "object", "dynamic": True},
         "ecs": {"properties": {"version": _KEYWORD}},
+        "trace": {"properties": {"id": _KEYWORD}},
+        "span": {"properties": {"id": _KEYWORD}},
         "run_id": _KEYWORD,
         "parent_run_id": _KEYWORD,
         "workflow_name": _KEYWORD,
@@ -304,6 +308,8 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
         status,
         duration,
         logger,
+        trace_id,
+        span_id,
         _size,
     ) = rec
     log: dict[str, Any] = {"level": _levels.get(level) or level.lower()}
@@ -359,6 +365,10 @@ def record_to_doc(rec: Record, service_name: str | None = None) -> dict[str, Any
         if exc_traceback is not None:
             error["stack_trace"] = exc_traceback
         doc["error"] = error
+    if trace_id is not None:  # ECS log correlation: trace.id and span.id
+        doc["trace"] = {"id": trace_id}
+    if span_id is not None:
+        doc["span"] = {"id": span_id}
     if extras is not None:
         doc["extras"] = extras
         labels = _labels_of(extras) if isinstance(extras, dict) else None
@@ -389,6 +399,8 @@ _CONTEXT = itemgetter(
     F_HOST,
     F_IS_ERR,
     F_LOGGER,
+    F_TRACE_ID,
+    F_SPAN_ID,
 )
 
 # The JSON of everything but the varying fields, per context (call site, run, thread, level,

@@ -68,6 +68,7 @@ from workflow_traces.core.record import (
     F_STAGE_NAME,
     F_TIME_NS,
     F_WORKFLOW_NAME,
+    PARENT_SPAN_KEY,
     Record,
     RecordValues,
 )
@@ -230,8 +231,11 @@ def _tail(values: RecordValues) -> str:
         tail += "\n" + traceback.rstrip("\n")
     elif values[F_EXC_TYPE]:
         tail += f"\n{values[F_EXC_TYPE]}: {values[F_EXC_MESSAGE] or ''}"
-    if values[F_EXTRAS]:
-        tail += "\nextras: " + dumps(values[F_EXTRAS]).decode()
+    extras = values[F_EXTRAS]
+    if extras and PARENT_SPAN_KEY in extras:  # an event's span link: no use in a text line
+        extras = {k: v for k, v in extras.items() if k != PARENT_SPAN_KEY}
+    if extras:
+        tail += "\nextras: " + dumps(extras).decode()
     return tail
 
 

@@ -14,7 +14,9 @@ Attributes (each left out when it is None): ``timestamp`` (ms since the epoch), 
 ``parent_run_id``, ``workflow_name``, ``job_name``, ``stage_name``, ``record_id``,
 ``logger.name``, ``process``, ``thread``, ``filename``, ``lineno``, ``func_name``;
 ``error.kind/message/stack`` (Datadog's standard error attributes) when there is an exception;
-``kind`` and ``lifecycle.{scope, event, status, duration}`` for lifecycle events; ``extras``;
+``kind`` and ``lifecycle.{scope, event, status, duration}`` for lifecycle events; the trace
+correlation ``dd.trace_id`` and ``dd.span_id`` (64-bit decimal, as Datadog's docs ask of
+OpenTelemetry ids) with the W3C hex ``trace_id`` and ``span_id``; ``extras``;
 ``truncated: true`` when the log was cut.
 """
 
@@ -137,9 +139,24 @@ def datadog_entry(rec: Record, service: str, tags: str) -> dict[str, Any]:
             "status": rec.status,
             "duration": rec.duration,
         }
+    if rec.trace_id is not None and rec.span_id is not None:
+        entry.update(_correlation(rec.trace_id, rec.span_id))
     if rec.extras:
         entry["extras"] = rec.extras
     return entry
+
+
+def _correlation(trace_id: str, span_id: str) -> dict[str, str]:
+    """Datadog's log-trace correlation attributes: ``dd.trace_id`` and ``dd.span_id`` as
+    unsigned 64-bit decimal numbers (the low 64 bits of the W3C trace id, the span id), the
+    form Datadog's docs ask for when converting OpenTelemetry ids; and the W3C hex ids as
+    ``trace_id`` and ``span_id``, the top-level fields its OpenTelemetry correlation reads."""
+    return {
+        "dd.trace_id": str(int(trace_id[16:], 16)),
+        "dd.span_id": str(int(span_id, 16)),
+        "trace_id": trace_id,
+        "span_id": span_id,
+    }
 
 
 def _encoded(entry: dict[str, Any], limit: int) -> bytes:

@@ -72,8 +72,11 @@ class HttpTarget:
         headers: dict[str, str],
         gzip: bool,
         otlp: bool = False,
+        traces_url: str | None = None,
     ) -> None:
         self.url = url
+        #: Where requests routed "traces" (OTLP spans) go.
+        self.traces_url = traces_url or url
         self._encode = encode
         self.headers = headers
         self.gzip = gzip
@@ -85,24 +88,29 @@ class HttpTarget:
     def send(self, client: httpx.Client, req: Request) -> tuple[int, BaseException | None]:
         from workflow_traces.exporters.rest.http import check_status, post
 
-        response = post(client, self.url, req.body, self.headers, self.gzip)
+        url = self.traces_url if req.key == "traces" else self.url
+        response = post(client, url, req.body, self.headers, self.gzip)
         check_status(response)
         if self.otlp and response.content:
-            return _otlp_partial(response.content, len(req.records))
+            return _otlp_partial(response.content, len(req.records), req.key == "traces")
         return 0, None
 
     def after_fork(self) -> None:
         return None
 
 
-def _otlp_partial(content: bytes, count: int) -> tuple[int, BaseException | None]:
-    """OTLP's ``partialSuccess``: how many log records the collector refused, and why."""
+def _otlp_partial(
+    content: bytes, count: int, spans: bool = False
+) -> tuple[int, BaseException | None]:
+    """OTLP's ``partialSuccess``: how many log records (or spans) the collector refused, and
+    why."""
     import orjson
 
     try:
         answer = orjson.loads(content)
         partial_success = answer.get("partialSuccess") or {}
-        rejected = int(partial_success.get("rejectedLogRecords") or 0)
+        key = "rejectedSpans" if spans else "rejectedLogRecords"
+        rejected = int(partial_success.get(key) or 0)
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return 0, None
     if rejected <= 0:
@@ -162,7 +170,9 @@ class RestExporter(Exporter):
             try:
                 refused, reason = self.target.send(client, req)
             except (RetryableError, PayloadTooLargeError) as exc:
-                rest = [rec for later in requests[index:] for rec in later.records]
+                # Each record once, though an end event rides in a logs and a traces request.
+                seen = {id(rec): rec for later in requests[index:] for rec in later.records}
+                rest = list(seen.values())
                 return ExportResult(retry=rest, rejected=rejected, error=exc)
             except PermanentError as exc:
                 rejected += len(req.records)
@@ -270,11 +280,9 @@ def make_target(cfg: RestAPIConfig, environment: str | None) -> tuple[Target, st
         base.update(labels)
         encode = partial(encode_loki, base_labels=base)
     elif cfg.format == "otlp":
-        from workflow_traces.exporters.rest.otlp import encode_otlp
-
         if environment is not None:
             labels.setdefault("deployment.environment.name", environment)
-        encode = partial(encode_otlp, service=cfg.service, labels=labels)
+        encode = _otlp_encoder(cfg.signals, cfg.service, labels)
         flavour = "otlp"
     else:
         from workflow_traces.exporters.rest.generic import CONTENT_TYPES, encode_generic
@@ -283,8 +291,40 @@ def make_target(cfg: RestAPIConfig, environment: str | None) -> tuple[Target, st
         content_type, flavour = CONTENT_TYPES[cfg.format], f"generic/{cfg.format}"
     url = endpoint(cfg.api_url, "otlp" if flavour == "otlp" else kind)
     gzip = cfg.gzip if cfg.gzip is not None else kind in ("datadog", "grafana") or flavour == "otlp"
-    target = HttpTarget(url, encode, _headers(cfg, content_type), gzip, otlp=flavour == "otlp")
+    traces_url = traces_endpoint(url) if "traces" in cfg.signals else None
+    target = HttpTarget(
+        url, encode, _headers(cfg, content_type), gzip, flavour == "otlp", traces_url
+    )
     return target, f"restapi:{flavour}:{safe_url(url)}"
+
+
+def traces_endpoint(logs_url: str) -> str:
+    """The OTLP traces URL beside a logs URL: ``.../v1/logs`` becomes ``.../v1/traces``; any
+    other path gets ``/v1/traces`` in its place."""
+    parts = urlsplit(logs_url)
+    logs = parts.path.endswith("/v1/logs")
+    path = parts.path[: -len("logs")] + "traces" if logs else "/v1/traces"
+    return urlunsplit(parts._replace(path=path))
+
+
+def _otlp_encoder(
+    signals: Sequence[str], service: str, labels: dict[str, str]
+) -> Callable[[Sequence[Record]], list[Request]]:
+    """The OTLP encoder of ``signals``: log requests, span requests (routed "traces"), or both
+    (the spans first, so a scope's span and its end event's log line go out together)."""
+    from workflow_traces.exporters.rest.otlp import encode_otlp
+    from workflow_traces.exporters.rest.otlp_traces import encode_otlp_traces
+
+    logs = "logs" in signals
+    traces = "traces" in signals
+
+    def encode(batch: Sequence[Record]) -> list[Request]:
+        out = encode_otlp_traces(batch, service, labels) if traces else []
+        if logs:
+            out.extend(encode_otlp(batch, service, labels))
+        return out
+
+    return encode
 
 
 def _config(**values: Any) -> RestAPIConfig:
@@ -324,6 +364,7 @@ class RestAPIHandler(BufferedHandler):
         fail_silently: bool = True,
         level: int | str = logging.NOTSET,
         format: str = "json",
+        signals: Sequence[str] = ("logs",),
         gzip: bool | None = None,
         headers: Mapping[str, SecretStr | str] | None = None,
         labels: Mapping[str, str] | None = None,
@@ -358,6 +399,7 @@ class RestAPIHandler(BufferedHandler):
             overflow=overflow,
             block_timeout=block_timeout,
             format=format,
+            signals=list(signals),
             gzip=gzip,
             headers=dict(headers or {}),
             labels=dict(labels or {}),

@@ -8,7 +8,9 @@ record's workflow name, when set), ``level``, plus the user's static ``labels``.
 every other per-record value go into structured metadata (string values), never into labels:
 ``run_id``, ``parent_run_id``, ``job_name``, ``stage_name``, ``record_id``, ``host``,
 ``logger``, ``filename``, ``lineno``, ``func_name``, ``exc_type``, ``kind``, ``scope``,
-``event``, ``status``, ``duration``, and ``extras`` as JSON. The line is the message, followed
+``event``, ``status``, ``duration``, ``extras`` as JSON, and the W3C ``trace_id`` and
+``span_id`` (the names Loki's own OTLP ingestion gives them, so Grafana links a line to its
+trace). The line is the message, followed
 by the traceback when there is one; lines longer than Loki's default ``max_line_size``
 (256 KB) are cut and marked.
 """
@@ -50,6 +52,8 @@ _META = tuple(
         "lineno",
         "func_name",
         "exc_type",
+        "trace_id",
+        "span_id",
     )
 )
 _EVENT_META = tuple(

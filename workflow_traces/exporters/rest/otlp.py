@@ -7,7 +7,8 @@ Body: ``{"resourceLogs": [{"resource": {"attributes": [...]}, "scopeLogs": [{"sc
 ``service.name``, ``host.name``, ``process.pid`` and the user's ``labels``. Each log record has
 ``timeUnixNano``, ``observedTimeUnixNano``, ``severityNumber`` (DEBUG 5, INFO 9, WARNING 13,
 ERROR 17, CRITICAL 21, a custom level the nearest number between), ``severityText`` (the level's
-name), ``body`` (the message) and ``attributes``: our run
+name), ``body`` (the message), ``traceId`` and ``spanId`` (hex, the record's scope's span) and
+``attributes``: our run
 and workflow fields under their own names (``run_id``, ``parent_run_id``, ``workflow_name``,
 ``job_name``, ``stage_name``, ``record_id``, and for events ``kind``, ``scope``, ``event``,
 ``status``, ``duration``), the semantic-convention ``code.*``, ``thread.id``, ``exception.*``
@@ -127,7 +128,7 @@ def otlp_log_record(rec: Record, observed_ns: str) -> dict[str, Any]:
         for key, value in rec.extras.items():
             if value is not None:
                 append({"key": f"extras.{key}", "value": otlp_value(value)})
-    return {
+    log: dict[str, Any] = {
         "timeUnixNano": str(rec.time_ns),
         "observedTimeUnixNano": observed_ns,
         "severityNumber": severity_number(rec.levelno),
@@ -135,6 +136,11 @@ def otlp_log_record(rec: Record, observed_ns: str) -> dict[str, Any]:
         "body": {"stringValue": rec.message},
         "attributes": attrs,
     }
+    if rec.trace_id is not None and rec.span_id is not None:
+        # OTLP/JSON writes the ids as hex, not base64 as the proto JSON mapping would.
+        log["traceId"] = rec.trace_id
+        log["spanId"] = rec.span_id
+    return log
 
 
 def _resource(host: str, process: int, service: str, labels: Mapping[str, str]) -> bytes:

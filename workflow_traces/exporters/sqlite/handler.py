@@ -25,7 +25,9 @@ from workflow_traces.core.record import (
     F_PARENT_RUN_ID,
     F_RECORD_ID,
     F_RUN_ID,
+    F_SPAN_ID,
     F_TIME_NS,
+    F_TRACE_ID,
     F_WORKFLOW_NAME,
     Record,
     RecordValues,
@@ -103,8 +105,9 @@ def _params(batch: Sequence[RecordValues]) -> list[Any]:
     whole here. (Joining the two in the INSERT, ``?||?``, cost SQLite twice its time a row.)
 
     One loop over the batch, the detail column encoded through map (in C): the worker holds the
-    GIL for all of this. Missing parent run id and workflow name are stored as "" (the sqlite3
-    module binds None through a slower path); the view gives them back as NULL.
+    GIL for all of this. Missing parent run id, workflow name, trace and span ids are stored as
+    "" (the sqlite3 module binds None through a slower path); the view gives them back as
+    NULL.
     """
     try:
         details = list(map(_decode, map(orjson.dumps, map(_detail_of, batch))))
@@ -125,6 +128,8 @@ def _params(batch: Sequence[RecordValues]) -> list[Any]:
                 rec[F_PARENT_RUN_ID] or "",
                 rec[F_WORKFLOW_NAME] or "",
                 rec[F_KIND],
+                rec[F_TRACE_ID] or "",
+                rec[F_SPAN_ID] or "",
                 detail,
             )
         )

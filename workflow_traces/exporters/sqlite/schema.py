@@ -1,6 +1,9 @@
 """The SQLite sink's schema: table ``traces``, its indexes, the view ``trace_records``, and the
 migrations between versions (the version lives in ``PRAGMA user_version``).
 
+Version 3 adds the W3C ``trace_id`` and ``span_id`` columns (indexed, so a query finds a trace's
+or a span's rows).
+
 Version 2 binds nine columns a row. The columns are what the store's queries filter and sort on, and
 the record's other fields travel together as one JSON array in ``detail``. Binding a value costs
 the sink's worker the GIL, and nine columns cost about a third less than version 1's seventeen.
@@ -19,7 +22,7 @@ __all__ = [
     "migrate",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Columns written per row, in order.
 INSERT_COLUMNS = (
@@ -31,6 +34,8 @@ INSERT_COLUMNS = (
     "parent_run_id",
     "workflow_name",
     "kind",
+    "trace_id",
+    "span_id",
     "detail",
 )
 #: The fields of the JSON array in ``detail``, in order.
@@ -117,10 +122,15 @@ _V1: tuple[str, ...] = (
     FROM traces""",
 )
 
+
 # -- version 2 -----------------------------------------------------------------------------------
-_DETAIL = ",\n".join(
-    f"            json_extract(detail, '$[{i}]') AS {name}" for i, name in enumerate(DETAIL_FIELDS)
-)
+def _detail_columns(fields: tuple[str, ...]) -> str:
+    return ",\n".join(
+        f"            json_extract(detail, '$[{i}]') AS {name}" for i, name in enumerate(fields)
+    )
+
+
+_DETAIL = _detail_columns(DETAIL_FIELDS)
 _TABLE_V2 = """CREATE TABLE {name} (
             seq INTEGER PRIMARY KEY,
             record_id TEXT NOT NULL UNIQUE,
@@ -173,7 +183,30 @@ _V2: tuple[str, ...] = (
         FROM traces""",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+# -- version 3 -----------------------------------------------------------------------------------
+_V3: tuple[str, ...] = (
+    "ALTER TABLE traces ADD COLUMN trace_id TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE traces ADD COLUMN span_id TEXT NOT NULL DEFAULT ''",
+    # A trace's rows, and a span's within it. Partial: rows written before version 3 have none.
+    "CREATE INDEX ix_traces_trace ON traces (trace_id, span_id) WHERE trace_id != ''",
+    "DROP VIEW IF EXISTS trace_records",
+    """CREATE VIEW trace_records AS SELECT
+            seq,
+            strftime('%Y-%m-%dT%H:%M:%S', time_ns / 1000000000, 'unixepoch')
+                || printf('.%06d+00:00', time_ns / 1000 % 1000000) AS timestamp,
+            record_id, time_ns, levelno, message, run_id,
+            NULLIF(parent_run_id, '') AS parent_run_id,
+            NULLIF(workflow_name, '') AS workflow_name,
+            kind,
+            NULLIF(trace_id, '') AS trace_id,
+            NULLIF(span_id, '') AS span_id,
+"""
+    + _detail_columns(DETAIL_FIELDS)
+    + """
+        FROM traces""",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def _columns(conn: sqlite3.Connection) -> set[str]:
