@@ -216,7 +216,7 @@ class FileStore(Store):
         if cached is not None and cached[0] == key:
             return cached[1], cached[2]
         scanned = scan_run(run_id, self._path(run_id))
-        if scanned is None:  # another layout (version 1, other fields): record by record
+        if scanned is None:  # another layout (other header fields, odd lines): record by record
             summary = summarize_records(run_id, self._read(run_id, Filters(), None, None))
             events = list(self._read(run_id, Filters(kind="event"), None, None))
             scanned = (summary, events)

@@ -35,7 +35,7 @@ __all__ = ["DEDUP_WINDOW", "scan_run"]
 #: How many of the latest record ids a read remembers to drop a batch written twice.
 DEDUP_WINDOW = 100_000
 #: Bytes of lines read and parsed at a time.
-_BLOCK = 1 << 20
+_BLOCK = 1 << 18
 _N = len(RECORD_FIELDS)
 _times = itemgetter(F_TIME_NS)
 _parents = itemgetter(F_PARENT_RUN_ID)
@@ -187,8 +187,8 @@ def _block(state: _Pass, values: list[Any]) -> bool:
 
 
 def scan_run(run_id: str, path: Path) -> tuple[RunSummary | None, list[Record]] | None:
-    """(summary, lifecycle events in file order) of the run in ``path``; None when the file is
-    not the current layout (a version-1 file, other header fields, an odd line)."""
+    """(summary, lifecycle events in file order) of the run in ``path`` (version 1 or 2); None
+    when the file is not in this layout (other header fields, a second header, an odd line)."""
     state = _Pass()
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
