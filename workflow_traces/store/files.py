@@ -6,7 +6,9 @@ ids, version 2 lines a number whose prefix the latest ``{"id_prefix": ...}`` lin
 that does not parse (cut short by SIGKILL) is skipped; a batch written twice keeps one copy (the
 last ``DEDUP_WINDOW`` ids are remembered). A cursor (a record id) resumes at the byte offset
 after that record when this store gave it recently, else by reading up to it. A run's summary
-is kept while its file's size and modification time stay the same.
+and its lifecycle events (what the tree is built from) come from one pass that keeps the
+per-record work in C (see ``jsonl_scan``), and are kept while the file's size and modification
+time stay the same.
 """
 
 from __future__ import annotations
@@ -27,13 +29,12 @@ from workflow_traces.exporters.file import (
     run_dir,
     run_id_from_dir,
 )
-from workflow_traces.store.base import RunSummary, Store
+from workflow_traces.store.base import RunSummary, Store, summarize_records
+from workflow_traces.store.jsonl_scan import DEDUP_WINDOW, scan_run
 from workflow_traces.store.query import Filters
 
 __all__ = ["DEDUP_WINDOW", "FileStore"]
 
-#: How many of the latest record ids a read remembers to drop a batch written twice.
-DEDUP_WINDOW = 100_000
 _MARKS = 4096
 
 
@@ -100,7 +101,8 @@ class FileStore(Store):
         self.base = base
         # (run_id, record_id) -> (byte offset after that record's line, id prefix there)
         self._marks: OrderedDict[tuple[str, str], tuple[int, str]] = OrderedDict()
-        self._summary_cache: dict[str, tuple[tuple[int, int], RunSummary | None]] = {}
+        # run_id -> ((size, mtime), summary, lifecycle events)
+        self._scans: dict[str, tuple[tuple[int, int], RunSummary | None, list[Record]]] = {}
 
     def __str__(self) -> str:
         return f"file:{self.base}"
@@ -122,6 +124,16 @@ class FileStore(Store):
             self._marks.popitem(last=False)
 
     def _iter(
+        self, run_id: str, filters: Filters, after: str | None, limit: int | None
+    ) -> Iterator[Record]:
+        if filters.kind == "event" and after is None and limit is None:
+            scanned = self._scan(run_id)
+            if scanned is not None:  # the events the summary's pass kept
+                yield from filter(filters.matches, scanned[1])
+                return
+        yield from self._read(run_id, filters, after, limit)
+
+    def _read(
         self, run_id: str, filters: Filters, after: str | None, limit: int | None
     ) -> Iterator[Record]:
         try:
@@ -192,23 +204,32 @@ class FileStore(Store):
 
         return poll
 
-    def _summary(self, run_id: str) -> RunSummary | None:
-        # A run's summary reads its whole file: kept while the file's size and time stay.
+    def _scan(self, run_id: str) -> tuple[RunSummary | None, list[Record]] | None:
+        """(summary, lifecycle events) of the run, kept while its file's size and time stay;
+        None when it has no file."""
         try:
             st = os.stat(self._path(run_id))
         except (OSError, ValueError):
             return None
         key = (st.st_size, st.st_mtime_ns)
-        cached = self._summary_cache.get(run_id)
+        cached = self._scans.get(run_id)
         if cached is not None and cached[0] == key:
-            return cached[1]
-        summary = super()._summary(run_id)
-        self._summary_cache[run_id] = (key, summary)
-        return summary
+            return cached[1], cached[2]
+        scanned = scan_run(run_id, self._path(run_id))
+        if scanned is None:  # another layout (other header fields, odd lines): record by record
+            summary = summarize_records(run_id, self._read(run_id, Filters(), None, None))
+            events = list(self._read(run_id, Filters(kind="event"), None, None))
+            scanned = (summary, events)
+        self._scans[run_id] = (key, *scanned)
+        return scanned
+
+    def _summary(self, run_id: str) -> RunSummary | None:
+        scanned = self._scan(run_id)
+        return scanned[0] if scanned is not None else None
 
     def _first_parent(self, run_id: str) -> str | None:
         """The parent run id of the run's first record (a run's records share it)."""
-        for rec in self._iter(run_id, Filters(), None, 1):
+        for rec in self._read(run_id, Filters(), None, 1):
             return rec.parent_run_id
         return None
 
