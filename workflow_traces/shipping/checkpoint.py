@@ -1,5 +1,8 @@
 """Where ``ship`` remembers what it delivered: one JSON file per source, holding for each
-destination the positions reached in the source (see ``source``).
+destination the positions reached in the source (see ``source``) and, for a SQLite source,
+**marks**: the record id of the row at a position. Row numbers (``seq``) are reused once the
+newest rows are pruned, so a position alone does not prove what was shipped; the source checks
+the marks before it resumes (``SQLiteSource.verify``).
 
 It is written after each delivered batch, to a new file moved over the old one, so a ship
 killed at any point leaves the last whole checkpoint. A lock file keeps two ships of the same
@@ -16,10 +19,27 @@ from typing import Any
 import orjson
 
 from workflow_traces.errors import ConfigError
+from workflow_traces.shipping.source import ALL
 
-__all__ = ["Checkpoint", "default_path"]
+__all__ = ["Checkpoint", "default_path", "remember"]
 
 _VERSION = 1
+#: Marks kept for "everything up to here" (older ones are thinned out, so they reach back
+#: further the older they are); a run's position keeps one.
+_ANCHORS = 32
+
+
+def remember(marks: dict[str, list[list[Any]]], key: str, seq: int, record_id: str) -> None:
+    """Note that the row at ``seq`` held ``record_id`` when ``key``'s position reached it."""
+    anchors = marks.setdefault(key, [])
+    if anchors and anchors[-1][0] >= seq:
+        anchors.pop()
+    anchors.append([seq, record_id])
+    if key != ALL:
+        del anchors[:-1]
+    elif len(anchors) > _ANCHORS:
+        half = _ANCHORS // 2
+        anchors[:] = anchors[:half:2] + anchors[half:]
 
 
 def default_path(source: Path) -> Path:
@@ -69,6 +89,12 @@ class Checkpoint:
         entry = self._data["destinations"].setdefault(destination, {"positions": {}})
         positions: dict[str, int] = entry["positions"]
         return positions
+
+    def marks(self, destination: str) -> dict[str, list[list[Any]]]:
+        """The marks per position key of ``destination`` (see ``remember``): a live dict."""
+        entry = self._data["destinations"].setdefault(destination, {"positions": {}})
+        marks: dict[str, list[list[Any]]] = entry.setdefault("marks", {})
+        return marks
 
     def save(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")

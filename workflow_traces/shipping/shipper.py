@@ -20,7 +20,7 @@ from typing import Any
 
 from workflow_traces.errors import ConfigError, TraceError
 from workflow_traces.pruning.cutoff import parse_when
-from workflow_traces.shipping.checkpoint import Checkpoint, default_path
+from workflow_traces.shipping.checkpoint import Checkpoint, default_path, remember
 from workflow_traces.shipping.progress import Progress
 from workflow_traces.shipping.source import Problem, Source, open_source
 
@@ -203,6 +203,9 @@ def _ship_one(
     key = destination_key(cfg)
     result = ShipResult(str(src), str(cfg.describe()))
     positions = checkpoint.positions(key)
+    marks = checkpoint.marks(key)
+    # Rows pruned and their numbers reused: resume from the last position still proven.
+    src.verify(positions, marks)
     handler: Any = build_handler(cfg, "workflow-traces-ship", None, {}, False)
     channel = handler.channel
     # A batch never holds more than the sink's buffer, which would drop the rest.
@@ -215,12 +218,14 @@ def _ship_one(
     started = time.monotonic()
     seen: set[str] = set()
     try:
-        for records, moved in src.batches(positions, selected, size):
+        for records, moved, ids in src.batches(positions, selected, size):
             if records:
                 _deliver(channel, records, pacer, timeout)
                 seen.update(rec.run_id for rec in records)
                 result.sent += len(records)
             positions.update(moved)
+            for at, record_id in ids.items():
+                remember(marks, at, moved[at], record_id)
             checkpoint.save()
             bar.update(len(records))
     except ShipError as exc:

@@ -6,6 +6,17 @@ the ``seq`` of the last row read (per run, and ``"*"`` for "every row up to here
 are shipped); for a folder, the byte offset after the last line read in each run's file. The
 shipper stores the positions once a batch is delivered, and a later ship starts after them.
 
+``seq`` is an INTEGER PRIMARY KEY without AUTOINCREMENT: once ``prune`` (or anyone) removes
+the newest rows, SQLite gives their numbers to the next rows written. So a SQLite batch also
+names the record id of the row at each position it reaches, the checkpoint keeps them as marks,
+and ``verify`` checks them before a ship resumes: a row that still holds its mark's id proves
+that every row at or below it is one that was there when the ship passed it (new rows are only
+numbered above the highest row left). A position whose row no longer holds the id goes back to
+the highest mark that still holds (or to the start): the old rows above that mark are sent
+once more, with their ids: SQLite keeps one copy (its unique ``record_id`` index), so do
+Elasticsearch/OpenSearch (``_id`` is the record id); a folder holds the line twice and its
+reader shows one; a REST service that does not dedupe by id receives them twice.
+
 What cannot be read is skipped and described in ``problems`` (the file, and the line or the
 table and row): the records that can be read still go.
 """
@@ -50,7 +61,8 @@ class Problem:
         return f"{self.where}: {self.why}"
 
 
-Batch = tuple[list[Record], dict[str, int]]
+#: Records, the positions they reach, and (SQLite) the record id of the row at each position.
+Batch = tuple[list[Record], dict[str, int], dict[str, str]]
 
 
 class Source:
@@ -68,6 +80,11 @@ class Source:
     def pending(self, positions: dict[str, int], selected: list[str] | None) -> int:
         """About how many records are left to ship (for the progress bar)."""
         raise NotImplementedError
+
+    def verify(self, positions: dict[str, int], marks: dict[str, list[list[Any]]]) -> int:
+        """Move back each position whose mark no longer holds (see the module's text), in
+        place; how many moved. Positions without marks (older checkpoints) are trusted."""
+        return 0
 
     def batches(
         self, positions: dict[str, int], selected: list[str] | None, size: int
@@ -122,6 +139,7 @@ class SQLiteSource(Source):
         self._ids = {"trace_id", "span_id"} <= columns  # version 3's W3C ids
         core = set(INSERT_COLUMNS) - {"trace_id", "span_id"}
         self._raw = version >= 2 and core <= columns
+        self._rid = 1 if self._raw else 1 + self._columns.index("record_id")
 
     def select(
         self, runs: Iterable[str] = (), workflow: str | None = None, since_ns: int | None = None
@@ -158,6 +176,28 @@ class SQLiteSource(Source):
             return floor
         return max(floor, min((positions.get(r, 0) for r in selected), default=floor))
 
+    def verify(self, positions: dict[str, int], marks: dict[str, list[list[Any]]]) -> int:
+        moved = 0
+        check = "SELECT 1 FROM trace_records WHERE seq = ? AND record_id = ?"
+        for key, pos in list(positions.items()):
+            anchors = marks.get(key)
+            if not anchors:
+                continue
+            good = 0
+            for seq, record_id in reversed(anchors):
+                if seq <= pos and self._conn.execute(check, (seq, record_id)).fetchone():
+                    good = seq
+                    break
+            if good == pos:
+                continue
+            moved += 1
+            marks[key] = [a for a in anchors if a[0] <= good]
+            if good:
+                positions[key] = good
+            else:
+                del positions[key]
+        return moved
+
     def pending(self, positions: dict[str, int], selected: list[str] | None) -> int:
         if selected == []:
             return 0
@@ -188,6 +228,8 @@ class SQLiteSource(Source):
                 return
             records: list[Record] = []
             moved: dict[str, int] = {}
+            marks: dict[str, str] = {}
+            rid = self._rid
             for row in rows:
                 seq, run_id = row[0], row[5]
                 if (keep is not None and run_id not in keep) or seq <= done.get(run_id, floor):
@@ -197,10 +239,12 @@ class SQLiteSource(Source):
                     records.append(rec)
                 if selected is not None:
                     moved[run_id] = seq
+                    marks[run_id] = row[rid]
             cursor = rows[-1][0]
             if selected is None:
                 moved[ALL] = cursor
-            yield records, moved
+                marks[ALL] = rows[-1][rid]
+            yield records, moved, marks
 
     def _raw_record(self, row: tuple[Any, ...]) -> Record | None:
         seq, rid, time_ns, levelno, message, run_id, parent, workflow, kind, detail, *ids = row
@@ -317,10 +361,10 @@ class FileSource(Source):
                     records.append(rec)
                 moved[run_id] = offset
                 if len(records) >= size:
-                    yield records, moved
+                    yield records, moved, {}
                     records, moved = [], {}
         if records or moved:
-            yield records, moved
+            yield records, moved, {}
 
     def _read(
         self, path: Path, start: int, quiet: bool = False
