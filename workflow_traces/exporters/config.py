@@ -13,9 +13,9 @@ Needs pydantic: imported only when configuration is read, never by ``import work
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from workflow_traces.errors import ConfigError
@@ -33,6 +33,8 @@ __all__ = [
     "Level",
     "NetworkSinkConfig",
     "Overflow",
+    "RedactKeys",
+    "RedactPatterns",
     "SinkConfig",
     "shown",
     "text_list",
@@ -84,6 +86,14 @@ def checked_patterns(value: list[str] | None) -> list[str] | None:
         return check_patterns(value, "pattern")
     except ConfigError as exc:
         raise PydanticCustomError("redact_pattern", str(exc).partition(": ")[2]) from None
+
+
+#: The redaction keys and patterns as the TRACE_* settings and every sink take them: a list, a
+#: JSON list or comma-separated text; patterns are compiled once, to refuse a bad one by name.
+RedactKeys = Annotated[list[str] | None, BeforeValidator(text_list)]
+RedactPatterns = Annotated[
+    list[str] | None, BeforeValidator(pattern_list), AfterValidator(checked_patterns)
+]
 
 
 def shown(text: str) -> dict[str, Any]:
@@ -142,13 +152,13 @@ class SinkConfig(BaseModel):
         description="redact secrets before this sink encodes a record (see Redaction); "
         "`false`: this sink gets the original text",
     )
-    redact_keys: list[str] | None = Field(
+    redact_keys: RedactKeys = Field(
         default=None,
         description="extras keys whose values become `[REDACTED]` (a key containing one, "
         "any case); replaces the defaults",
         json_schema_extra=shown("`TRACE_REDACT_KEYS`, else the defaults (see Redaction)"),
     )
-    redact_patterns: list[str] | None = Field(
+    redact_patterns: RedactPatterns = Field(
         default=None,
         description="regexes redacted in messages, exceptions, tracebacks and extras' text; "
         "replaces the defaults",
@@ -167,21 +177,6 @@ class SinkConfig(BaseModel):
         "records' time; the others are counted as `limited`",
         json_schema_extra=shown("no limit"),
     )
-
-    @field_validator("redact_keys", mode="before")
-    @classmethod
-    def _keys_from_text(cls, value: Any) -> Any:
-        return text_list(value)
-
-    @field_validator("redact_patterns", mode="before")
-    @classmethod
-    def _patterns_from_text(cls, value: Any) -> Any:
-        return pattern_list(value)
-
-    @field_validator("redact_patterns")
-    @classmethod
-    def _check_patterns(cls, value: list[str] | None) -> list[str] | None:
-        return checked_patterns(value)
 
     @field_validator("sample")
     @classmethod

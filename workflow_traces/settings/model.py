@@ -16,12 +16,12 @@ from collections import OrderedDict
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from workflow_traces.errors import ConfigError
-from workflow_traces.exporters.config import checked_patterns, pattern_list, text_list
+from workflow_traces.exporters.config import RedactKeys, RedactPatterns
 from workflow_traces.exporters.file import DEFAULT_FILE_PATH
 from workflow_traces.exporters.sqlite.handler import DEFAULT_SQLITE_PATH
 from workflow_traces.settings.config import (
@@ -147,8 +147,8 @@ class TraceSettings(BaseSettings):
     level: Level | None = None
     # Redaction for every sink that sets no redact_keys / redact_patterns of its own; None:
     # the defaults (pipeline.redact).
-    redact_keys: list[str] | None = None
-    redact_patterns: list[str] | None = None
+    redact_keys: RedactKeys = None
+    redact_patterns: RedactPatterns = None
     #: Comma-separated stdlib logger names whose records inside a traced scope go to that
     #: scope's sinks (``core.extra_loggers``).
     extra_loggers: str | None = None
@@ -174,21 +174,6 @@ class TraceSettings(BaseSettings):
             else:
                 handlers.append(item)
         return {**data, "handlers": handlers}
-
-    @field_validator("redact_keys", mode="before")
-    @classmethod
-    def _keys_from_text(cls, value: Any) -> Any:
-        return text_list(value)
-
-    @field_validator("redact_patterns", mode="before")
-    @classmethod
-    def _patterns_from_text(cls, value: Any) -> Any:
-        return pattern_list(value)
-
-    @field_validator("redact_patterns")
-    @classmethod
-    def _check_patterns(cls, value: list[str] | None) -> list[str] | None:
-        return checked_patterns(value)
 
     def __init__(self, **values: Any) -> None:
         readings: list[Reading] = []
