@@ -51,7 +51,7 @@ from workflow_traces.errors import ConfigError, UnsafeRunIdError
 from workflow_traces.exporters.base import Exporter
 from workflow_traces.exporters.encode import clean_text, dumps
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
-from workflow_traces.pipeline.handler import BufferedHandler, check_positive
+from workflow_traces.pipeline.handler import BufferedHandler, check_positive, from_sink_config
 from workflow_traces.text import escape_terminal
 
 __all__ = [
@@ -485,11 +485,7 @@ class WorkflowFileHandler(BufferedHandler):
     def from_config(cls, cfg: Any, ctx: Any) -> WorkflowFileHandler:
         """The handler for a validated ``FileConfig`` and a ``SinkContext`` (the sink
         registry's builder)."""
-        keys = cfg.keywords()
-        path = keys.pop("path")
-        return cls(
-            ctx.run_id, ctx.parent_run_id, path, ctx.extras, fail_silently=ctx.fail_silently, **keys
-        )
+        return from_sink_config(cls, cfg, ctx, "path")
 
     @property
     def run_dir(self) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from workflow_traces.core.record import Record
 from workflow_traces.core.stdlib import log_record_values, name_defaults, user_extras
@@ -21,7 +21,27 @@ from workflow_traces.pipeline.channel import (
     exiting,
 )
 
-__all__ = ["BufferedHandler", "ForeignHandlerExporter", "check_positive"]
+__all__ = ["BufferedHandler", "ForeignHandlerExporter", "check_positive", "from_sink_config"]
+
+_H = TypeVar("_H")
+
+
+def from_sink_config(cls: Callable[..., _H], cfg: Any, ctx: Any, *leading: str) -> _H:
+    """A sink's handler from its validated config and the registry's ``SinkContext`` (what
+    each handler's ``from_config`` does): the run's ids, ``extras`` and ``fail_silently`` from
+    ``ctx``, every config key as a keyword of the handler, but the keys named in ``leading``,
+    given by position after the run ids (the spec's file and SQLite handlers take their
+    path so)."""
+    keys = cfg.keywords()
+    first = [keys.pop(name) for name in leading]
+    return cls(
+        ctx.run_id,
+        ctx.parent_run_id,
+        *first,
+        extras=ctx.extras,
+        fail_silently=ctx.fail_silently,
+        **keys,
+    )
 
 
 def check_positive(field: str, value: Any, *, allow_zero: bool = False) -> None:

@@ -41,7 +41,7 @@ from workflow_traces.exporters.elasticsearch.schema import MAPPINGS, encode_acti
 from workflow_traces.exporters.rest.payload import utf8_len
 from workflow_traces.exporters.transport import report_insecure_transport
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow, RetryPolicy
-from workflow_traces.pipeline.handler import BufferedHandler, check_positive
+from workflow_traces.pipeline.handler import BufferedHandler, check_positive, from_sink_config
 from workflow_traces.pipeline.retry import (
     DEFAULT_SPOOL_MAX_BYTES,
     NetworkRetryPolicy,
@@ -469,10 +469,4 @@ class ElasticsearchHandler(BufferedHandler):
     def from_config(cls, cfg: Any, ctx: Any) -> ElasticsearchHandler:
         """The handler for a validated ``ElasticsearchConfig`` and a ``SinkContext`` (the sink
         registry's builder): every key of the config is a keyword of the handler."""
-        return cls(
-            ctx.run_id,
-            ctx.parent_run_id,
-            extras=ctx.extras,
-            fail_silently=ctx.fail_silently,
-            **cfg.keywords(),
-        )
+        return from_sink_config(cls, cfg, ctx)

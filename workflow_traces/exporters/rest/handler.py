@@ -26,7 +26,7 @@ from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.base import Exporter, ExportResult
 from workflow_traces.exporters.transport import report_insecure_transport
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
-from workflow_traces.pipeline.handler import BufferedHandler
+from workflow_traces.pipeline.handler import BufferedHandler, from_sink_config
 from workflow_traces.pipeline.retry import (
     DEFAULT_SPOOL_MAX_BYTES,
     NetworkRetryPolicy,
@@ -478,10 +478,4 @@ class RestAPIHandler(BufferedHandler):
     def from_config(cls, cfg: Any, ctx: Any) -> RestAPIHandler:
         """The handler for a validated ``RestAPIConfig`` and a ``SinkContext`` (the sink
         registry's builder): every key of the config is a keyword of the handler."""
-        return cls(
-            ctx.run_id,
-            ctx.parent_run_id,
-            extras=ctx.extras,
-            fail_silently=ctx.fail_silently,
-            **cfg.keywords(),
-        )
+        return from_sink_config(cls, cfg, ctx)

@@ -43,7 +43,7 @@ from workflow_traces.exporters.sqlite.schema import (
     migrate,
 )
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
-from workflow_traces.pipeline.handler import BufferedHandler, check_positive
+from workflow_traces.pipeline.handler import BufferedHandler, check_positive, from_sink_config
 
 __all__ = [
     "COLUMNS",
@@ -288,8 +288,4 @@ class SQLiteHandler(BufferedHandler):
     def from_config(cls, cfg: Any, ctx: Any) -> SQLiteHandler:
         """The handler for a validated ``SQLiteConfig`` and a ``SinkContext`` (the sink
         registry's builder)."""
-        keys = cfg.keywords()
-        path = keys.pop("path")
-        return cls(
-            ctx.run_id, ctx.parent_run_id, path, ctx.extras, fail_silently=ctx.fail_silently, **keys
-        )
+        return from_sink_config(cls, cfg, ctx, "path")
