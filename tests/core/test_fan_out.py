@@ -203,7 +203,7 @@ class _Gate:
 
 @pytest.mark.parametrize("way", ["inlined", "offer"])
 def test_both_copies_wake_the_worker_and_refuse_after_a_sink_closes(way: str) -> None:
-    # The worker sleeps for an hour unless woken: a buffer reaching 7/8 of its capacity wakes it.
+    # The worker sleeps for an hour unless woken: a buffer reaching 15/16 of its capacity wakes it.
     gate = _Gate(f"gate-{way}")
     sink = BufferedHandler(gate, run_id="fan-out", queue_size=8, flush_interval=3600)
     other = BufferedHandler(_Gate(f"other-{way}"), run_id="fan-out", flush_interval=3600)

@@ -136,7 +136,7 @@ class SinkConfig(BaseModel):
         gt=0,
         description=(
             "records the buffer holds at most (also bounded by `queue_bytes`: whichever is "
-            "reached first). A sleeping worker is woken once the buffer is 7/8 full, so a burst "
+            "reached first). A sleeping worker is woken once the buffer is 15/16 full, so a burst "
             "that fits is taken without the workers competing with your code"
         ),
     )
@@ -145,10 +145,10 @@ class SinkConfig(BaseModel):
         gt=0,
         description=(
             "about how much memory the buffer takes at most, in bytes: a record counts as its "
-            "message's length plus about 500 bytes (short records: about 97,000 at the "
+            "message's length plus about 500 bytes (short records: about 108,000 at the "
             "default). A record queued in several sinks is held once. Lower it to bound memory"
         ),
-        json_schema_extra=shown("`50331648` (48 MiB)"),
+        json_schema_extra=shown("`54525952` (52 MiB)"),
     )
     overflow: Overflow = Field(
         default="block",
@@ -276,7 +276,7 @@ class NetworkSinkConfig(SinkConfig):
         default=NETWORK_QUEUE_BYTES,
         gt=0,
         description="less than a local sink's: an outage fills a network sink's buffer",
-        json_schema_extra=shown("`33554432` (32 MiB)"),
+        json_schema_extra=shown("`29360128` (28 MiB)"),
     )
     timeout: float = Field(default=10.0, gt=0, description="seconds per request")
     max_retries: int = Field(

@@ -27,14 +27,14 @@ __all__ = [
 #: Records a sink's buffer holds at most, by default (a sink's ``queue_size``).
 DEFAULT_QUEUE_SIZE = 200_000
 #: About how many bytes of memory a sink's buffer holds at most, by default (``queue_bytes``).
-DEFAULT_QUEUE_BYTES = 48 << 20
+DEFAULT_QUEUE_BYTES = 52 << 20
 #: The same for a network sink: its buffer fills whenever its service is down, and stays full.
-NETWORK_QUEUE_BYTES = 32 << 20
+NETWORK_QUEUE_BYTES = 28 << 20
 #: What a queued record costs in memory beyond its ``size`` estimate: the 30-value tuple (288
 #: bytes), its clock, id, thread and size numbers and the deque's slot. Measured with
 #: tracemalloc for short trace.info records: about 520 bytes each, against a ``size`` of 270
 #: to 290.
-FOOTPRINT = 240
+FOOTPRINT = 224
 #: A short message's cost, until the worker has measured.
 _FIRST_COST = 256 + 32 + FOOTPRINT
 

@@ -65,7 +65,7 @@ Overflow = Literal["block", "drop"]
 _GRACE = 0.1
 
 #: The buffer's fill, as a fraction of its capacity, at which a caller wakes a sleeping worker.
-_WAKE_FILL = 7 / 8
+_WAKE_FILL = 15 / 16
 
 
 class Channel:
@@ -105,8 +105,10 @@ class Channel:
         self._capacity = self._bounds.capacity()
         self._asleep = True
         self._overflow = overflow
+        #: At this many queued records offer() drops at once ("drop" policy; never otherwise).
+        self._shed_at = self._capacity if overflow == "drop" else NO_LIMIT
         self._block_timeout = block_timeout
-        # A sleeping worker wakes every flush_interval, or early once the buffer is 7/8 full
+        # A sleeping worker wakes every flush_interval, or early once the buffer is 15/16 full
         # (or holds about wake_bytes of big records), so a burst is absorbed without the worker
         # competing with the caller for the GIL. A worker that is writing takes batch after
         # batch until the buffer is empty, and needs no waking: meanwhile callers append
@@ -172,10 +174,15 @@ class Channel:
         if len(dq) < self.wake_records and rec[-1] < _BIG:  # rec.size: the common case
             dq.append(rec)
             return
+        if len(dq) >= self._shed_at:  # full under the "drop" policy: as cheap as can be
+            self.counters.refused()
+            if time.monotonic() >= self._quiet_until:
+                self._report_drop()
+            return
         self._offer_slow(rec)
 
     def _offer_slow(self, rec: RecordValues) -> None:
-        # The buffer is 7/8 full (or full, while the worker writes), or the record is big:
+        # The buffer is 15/16 full (or full, while the worker writes), or the record is big:
         # account for its bytes, wake the worker when due, and apply the overflow policy when
         # the buffer is full.
         dq = self._dq
@@ -183,7 +190,8 @@ class Channel:
         size = rec[-1]
         if queued >= self._capacity or (size >= _BIG and not self._bounds.admits_big(size, queued)):
             if self._overflow == "drop" and not self._closed:
-                self._drop()
+                self.counters.drop(1)
+                self._report_drop()
             else:
                 self._full(rec, self._overflow == "block")
             return
@@ -198,16 +206,12 @@ class Channel:
         ):
             self._wake.set()
 
-    def _drop(self) -> None:
-        """A record refused by a full buffer under the "drop" policy: counted, and reported at
-        most every few seconds. Kept cheap: a sink whose service is down refuses every record
-        the caller logs, and each costs the caller this."""
-        self.counters.drop(1)
-        if time.monotonic() >= self._quiet_until:
-            self._quiet_until = time.monotonic() + 5.0
-            self._report_drop()
-
     def _report_drop(self) -> None:
+        """Report a drop, at most every 5 seconds: a sink whose service is down refuses every
+        record the caller logs."""
+        if time.monotonic() < self._quiet_until:
+            return
+        self._quiet_until = time.monotonic() + 5.0
         report(
             f"drop:{self.name}",
             f"workflow-traces: sink {self.name} dropped a record: its buffer of "
@@ -230,6 +234,7 @@ class Channel:
         if not self._closed:
             self._capacity = self._bounds.capacity()
             self.wake_records = self._wake_at() if self._asleep else self._capacity
+            self._shed_at = self._capacity if self._overflow == "drop" else NO_LIMIT
 
     def _measure(self, batch: list[Any]) -> None:
         """Update the byte bound's record count from ``batch``, just taken (on the worker)."""
@@ -308,6 +313,7 @@ class Channel:
                 self._closed = True
                 self._capacity = 0  # every later offer() takes the slow path, which refuses it
                 self.wake_records = 0
+                self._shed_at = NO_LIMIT
         deadline = None if timeout is None else time.monotonic() + timeout
         self._deadline = deadline
         marker = self.request_flush(stop=True)
@@ -414,7 +420,7 @@ class Channel:
         delivery = self._delivery
         stopped = False
         while not stopped:
-            # Asleep: a caller wakes the worker once the buffer is 7/8 full. Writing: callers
+            # Asleep: a caller wakes the worker once the buffer is 15/16 full. Writing: callers
             # append straight up to the capacity (nothing to wake). A caller that read the other
             # value a moment ago costs one slow offer, or a record waiting for the next wake.
             self._set_wake(asleep=True)

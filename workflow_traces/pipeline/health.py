@@ -129,6 +129,12 @@ class SinkCounters:
             if self._settle(count, taken):
                 self.dropped += count
 
+    def refused(self) -> None:
+        """One record refused by a full buffer (``drop(1)``, as cheap as can be: a sink whose
+        service is down refuses every record the caller logs)."""
+        with self.lock:
+            self.dropped += 1
+
     def fail(self, exc: BaseException, count: int, *, taken: bool = True) -> None:
         """``count`` records were given up because of ``exc``; reported at ERROR."""
         with self.lock:
