@@ -7,7 +7,7 @@ strictly with opentelemetry-proto."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -82,7 +82,13 @@ def make_receiver() -> Iterator[Any]:
         receiver.stop()
 
 
-def _run(url: str, run_id: str) -> None:
+def _run(
+    url: str,
+    run_id: str,
+    fail_silently: bool = False,
+    before_end: Callable[[], None] | None = None,
+    **more: Any,
+) -> None:
     handler = {
         "type": "restapi",
         "service_type": "generic",
@@ -94,13 +100,17 @@ def _run(url: str, run_id: str) -> None:
         "max_retries": 10,
         "retry_base_delay": 0.01,
         "retry_max_delay": 0.05,
+        **more,
     }
-    sinks = {"trace_type": "multi", "handlers": [handler], "fail_silently": False}
-    with workflow("etl", run_id=run_id, **sinks), job("load"):
-        for s in range(STAGES):
-            with stage(f"s{s}") as st:
-                for i in range(LINES):
-                    st.info(f"line {s}.{i}")
+    sinks = {"trace_type": "multi", "handlers": [handler], "fail_silently": fail_silently}
+    with workflow("etl", run_id=run_id, **sinks):
+        with job("load"):
+            for s in range(STAGES):
+                with stage(f"s{s}") as st:
+                    for i in range(LINES):
+                        st.info(f"line {s}.{i}")
+        if before_end is not None:
+            before_end()
 
 
 @pytest.mark.parametrize(
@@ -136,3 +146,39 @@ def test_each_signal_is_retried_on_its_own(make_receiver: Any, fail: dict[str, i
     assert [sid for sid, n in span_ids.items() if n > 1] == []
     names = sorted(span["name"] for req in traces for span in req.records)
     assert names == sorted(["workflow etl", "job load"] + [f"stage s{s}" for s in range(STAGES)])
+
+
+@pytest.mark.parametrize("where", ["memory", "spool"])
+def test_records_held_through_an_outage_are_sent_once_per_signal(
+    make_receiver: Any, where: str, tmp_path: Any
+) -> None:
+    """With no retries left, a failed batch waits (in memory behind the circuit breaker, or in
+    the spool, read back from disk) and is probed until it goes through: still each log
+    record and each span once. The workflow waits, before it ends, until what was logged so
+    far arrived (a spool that still holds records at close is sent on the next start)."""
+    receiver = make_receiver({"logs": 3, "traces": 3})
+    more: dict[str, Any] = {"max_retries": 0}
+    if where == "spool":
+        more["spool_dir"] = str(tmp_path / "spool")
+    # So far: the workflow's start, the job's start and end, each stage's lines and events;
+    # the spans of the job and the stages.
+    so_far = (3 + STAGES * (LINES + 2)) + (1 + STAGES)
+
+    def arrived() -> None:
+        assert receiver.wait_for(so_far, timeout=60), receiver.accepted_records
+
+    # fail_silently: the outage is reported, not raised, while the batch waits.
+    _run(receiver.base_url + "/v1/logs", f"held-{where}", True, arrived, **more)
+    assert sum(receiver.fail.values()) == 0
+    logs = receiver.accepted_on("/v1/logs")
+    traces = receiver.accepted_on("/v1/traces")
+    for req in logs:
+        otlp_request(req.body)
+    for req in traces:
+        otlp_traces_request(req.body)
+    log_ids = Counter(rid for req in logs for rid in req.record_ids)
+    assert [rid for rid, n in log_ids.items() if n > 1] == []
+    assert len(log_ids) == STAGES * LINES + 2 * (STAGES + 2)
+    span_ids = Counter(span["spanId"] for req in traces for span in req.records)
+    assert [sid for sid, n in span_ids.items() if n > 1] == []
+    assert len(span_ids) == STAGES + 2
