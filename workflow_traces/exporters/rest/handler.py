@@ -201,6 +201,7 @@ class RestExporter(Exporter):
         # The parent's connections are not ours to use or close (a TLS close would break the
         # parent's session): forget them.
         self._client = None
+        self._partial = PartialDeliveries()  # the parent's retries are not this process's
         self.target.after_fork()
 
 
