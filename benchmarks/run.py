@@ -158,6 +158,31 @@ def through_logger(tmp: Path, rep: int = 0) -> tuple[float, float]:
     return caller / N * 1e6, N / total
 
 
+def through_extra_logger(tmp: Path, rep: int = 0) -> tuple[float, float]:
+    """A stdlib logger named in TRACE_EXTRA_LOGGERS, called inside a stage scope whose workflow
+    traces to file + SQLite: the call is routed to the scope's sinks (core.extra_loggers)."""
+    from workflow_traces.integrations.plain import stage, workflow
+
+    name = f"bench.extra.{rep}"
+    os.environ["TRACE_EXTRA_LOGGERS"] = name  # read when the workflow builds its sinks
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    try:
+        extras = extras_for("multi", tmp, f"extra-{rep}")
+        with workflow("bench", run_id=f"bench-extra-{rep}", **extras) as wf, stage("s"):
+            gc.collect()
+            start = time.perf_counter()
+            for i in range(N):
+                logger.info("processing item %d", i)
+            caller = time.perf_counter() - start
+            wf.flush()
+            total = time.perf_counter() - start
+    finally:
+        del os.environ["TRACE_EXTRA_LOGGERS"]
+    return caller / N * 1e6, N / total
+
+
 def memory_growth(tmp: Path, total: int = 1_000_000) -> int:
     """Largest RSS growth (KiB) seen while ``total`` records pass through file + SQLite."""
     trace = get_trace("bench-memory", extras=extras_for("multi", tmp, "memory"))
@@ -229,6 +254,7 @@ def verdicts(rows: list[Row]) -> list[str]:
         ("(d) caller, trace.info", single[1], "<=", 0.15),
         (f"(d) caller, {THREADS} threads", threads[1], "<=", 0.15),
         ("(e) caller, Logger + MultiHandler", logger[1], "<=", 0.8),
+        ("(e) caller, TRACE_EXTRA_LOGGERS routed", rows[6].figures()[1], "<=", 0.8),
         ("(d) end-to-end throughput", single[3], ">=", 2.0),
     ]
     out = ["targets (median ratio to the baseline run made just before):"]
@@ -265,6 +291,14 @@ def main() -> None:
                 base,
             )
         )
+        rows.append(
+            paired(
+                tmp,
+                "(e) file + SQLite, TRACE_EXTRA_LOGGERS routed",
+                lambda r: through_extra_logger(tmp, r),
+                base,
+            )
+        )
         # For information, like against like: the baseline itself with THREADS threads.
         rows.append(
             paired(
@@ -281,7 +315,7 @@ def main() -> None:
         print()
         for verdict in verdicts(rows):
             print(verdict)
-        threaded, base_threaded = rows[4].figures()[0], rows[6].figures()[0]
+        threaded, base_threaded = rows[4].figures()[0], rows[7].figures()[0]
         print(
             f"  (for information: (d) with {THREADS} threads against the baseline with "
             f"{THREADS} threads: {threaded / base_threaded:.3f})"

@@ -1,5 +1,6 @@
 """Calling a DAG stage's callable: which keywords it takes (read once, when the Workflow is
-made), and one attempt of it, sync or async, bounded by the stage's ``timeout``."""
+made), and one attempt of it, sync or async or a ``command``, bounded by the stage's
+``timeout``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._dag_command import Command
 from ._dag_model import Stage, StageTimeoutError
 
 __all__ = ["_Call", "_call", "_inspect"]
@@ -54,6 +56,8 @@ def _inspect(fn: Callable[..., Any]) -> _Call | str:
 
 
 def _call(call: _Call, kwargs: dict[str, Any], st: Stage) -> Any:
+    if isinstance(call.fn, Command):  # its own timeout kills the child process
+        return call.fn.run(st.timeout)
     if call.is_async:
         coro = call.fn(**kwargs)
         if st.timeout is None:

@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 
 from workflow_traces import ConfigError
 
+from ._dag_command import command
 from ._dag_model import Job, Stage, WorkflowDefinitionError
 
 __all__ = ["Definition", "definition_from_dict", "read_definition"]
 
 _WORKFLOW_KEYS = ("name", "jobs", "max_workers", "params", "trace")
 _JOB_KEYS = ("name", "stages", "needs")
-_STAGE_KEYS = ("name", "fn", "retries", "timeout", "retry_delay")
+_STAGE_KEYS = ("name", "fn", "command", "retries", "timeout", "retry_delay")
 
 
 def _read(path: Path) -> Any:
@@ -112,8 +113,22 @@ def definition_from_dict(data: Any, source: str = "<dict>") -> Definition:
                 problems.append(f"{at}: expected a mapping, got {type(raw_stage).__name__}")
                 continue
             problems += _unknown(at, raw_stage, _STAGE_KEYS)
-            fn = raw_stage.get("fn")
-            if not isinstance(fn, str):
+            fn: Any = raw_stage.get("fn")
+            if "command" in raw_stage:
+                if "fn" in raw_stage:
+                    problems.append(f"{at}: give either fn or command, not both")
+                    continue
+                cmd = raw_stage["command"]
+                if not (isinstance(cmd, str) and cmd.strip()) and not (
+                    isinstance(cmd, list) and cmd and all(isinstance(a, str) for a in cmd)
+                ):
+                    problems.append(
+                        f"{at}.command: expected a command line (a string) or a list of "
+                        f"strings (a program and its arguments), got {cmd!r}"
+                    )
+                    continue
+                fn = command(cmd)
+            elif not isinstance(fn, str):
                 problems.append(f"{at}.fn: expected an import path 'pkg.mod:func', got {fn!r}")
                 continue
             stages.append(

@@ -417,9 +417,12 @@ def load_workflow(path: str | os.PathLike[str]) -> Workflow:
             needs: [extract]
             stages:
               - {name: clean, fn: "mypkg.tasks:clean"}
+              - {name: report, command: ["python", "report.py"]}   # or a command line
 
-    ``fn`` names a function by import path. The file's folder is put on ``sys.path`` first, so
-    modules next to the definition import without installing them.
+    ``fn`` names a function by import path; ``command`` is a stage that runs a command (see
+    ``dag.command``: a string is run by ``/bin/sh -c``, a list without a shell). The file's
+    folder is put on ``sys.path`` first, so modules next to the definition import without
+    installing them.
     """
     data, source = read_definition(path)
     return Workflow.from_dict(data, source)

@@ -32,6 +32,11 @@ Semantics:
 - Bad definitions are refused when the Workflow is made, before anything runs: duplicate
   names, unknown or cyclic ``needs``, bad retries/timeouts, callables that cannot take keyword
   arguments.
+- ``command(...)`` as a stage's callable runs a command in a child process that joins the run:
+  ``Stage("load", command(["python", "load.py"]))``. The child gets the stage's trace context
+  (``context_env()``) with the rest of the environment, so ``get_trace()`` in it logs into the
+  stage's run and trace, to the run's sinks. A non-zero exit status fails the stage
+  (``subprocess.CalledProcessError``); ``timeout`` kills the child.
 - Everything is traced through ``workflow_traces.integrations.plain``: the run is a workflow
   scope, each job a job scope, each attempt of a stage a stage scope. ``get_trace()`` inside a
   stage returns the run's trace stamped with its names.
@@ -39,6 +44,7 @@ Semantics:
 
 from __future__ import annotations
 
+from ._dag_command import Command, command
 from ._dag_model import (
     Job,
     JobResult,
@@ -53,6 +59,7 @@ from ._dag_model import (
 from ._dag_workflow import Workflow, load_workflow
 
 __all__ = [
+    "Command",
     "Job",
     "JobResult",
     "Stage",
@@ -62,6 +69,7 @@ __all__ = [
     "WorkflowDefinitionError",
     "WorkflowFailed",
     "WorkflowResult",
+    "command",
     "load_workflow",
     "resolve_callable",
 ]
@@ -69,6 +77,7 @@ __all__ = [
 # The public classes live in private modules; they report this module as theirs, so reprs,
 # tracebacks and pickles name the module users import them from.
 for _cls in (
+    Command,
     Job,
     JobResult,
     Stage,

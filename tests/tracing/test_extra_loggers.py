@@ -75,3 +75,51 @@ def test_dag_stages_route_them_too(tmp_path: Path) -> None:
     assert len({r.record_id for r in lines}) == 10
     assert {(r.job_name, r.stage_name) for r in lines} == {("j", "st")}
     assert {r.span_id for r in lines} == {spans(run.records)[("stage", "st")].span_id}
+
+
+def test_routing_keeps_the_scope_level_and_handler_filters_and_loses_nothing_across_threads(
+    tmp_path: Path,
+) -> None:
+    """The router takes no handler lock: 4 threads logging at once inside one scope (their
+    contexts copied) lose no record; a record under the trace's level, or one a filter on the
+    router refuses, is not routed."""
+    import contextvars
+    import threading
+
+    db = tmp_path / "t.db"
+    lib = logging.getLogger("userlib.threads")
+
+    def refuse_secret(record: logging.LogRecord) -> bool:
+        return "secret" not in record.getMessage()
+
+    with workflow("w", run_id="xl-threads", trace_type="sqlite", path=str(db)) as wf:
+        wf.level = logging.INFO
+        ROUTER.addFilter(refuse_secret)
+        try:
+            with stage("s"):
+                lib.debug("under the level")
+                lib.info("a secret line")
+
+                def work(t: int) -> None:
+                    for i in range(200):
+                        lib.info("thread %d line %d", t, i)
+
+                threads = [
+                    threading.Thread(target=contextvars.copy_context().run, args=(work, t))
+                    for t in range(4)
+                ]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+        finally:
+            ROUTER.removeFilter(refuse_secret)
+    run = open_store(db).get_run("xl-threads")
+    lines = [r for r in run.logs if r.message.startswith("thread ")]
+    assert len({r.record_id for r in lines}) == len(lines) == 800
+    assert {r.message for r in lines} == {
+        f"thread {t} line {i}" for t in range(4) for i in range(200)
+    }
+    assert {r.stage_name for r in lines} == {"s"}
+    texts = {r.message for r in run.logs}
+    assert "under the level" not in texts and "a secret line" not in texts

@@ -38,21 +38,33 @@ EXCLUDED = (
 
 class ScopeRouter(logging.Handler):
     """Sends a record to the sinks of the scope active where it is emitted; outside every
-    scope, does nothing."""
+    scope, does nothing.
 
-    def emit(self, record: logging.LogRecord) -> None:
+    The active trace is always a ``ScopedTrace`` (the adapters set it), read straight from the
+    context variable. ``handle`` takes no handler lock: the sinks' buffers are safe to append
+    to from any thread, as ``MultiHandler.handle``'s are (the lock cost a routed call about a
+    tenth of its time)."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
         trace = _ACTIVE.get()
         if trace is None or record.levelno < trace.level:
-            return
+            return False
+        if self.filters and not self.filter(record):
+            return False
         try:
-            own = getattr(trace, "record_extras", None)
-            extras = own if own is not None else trace._record_extras
+            extras = trace.record_extras
+            if extras is None:
+                extras = trace._record_extras
             rec = log_record_values(record, trace.run_id, trace.parent_run_id, trace._names, extras)
             offer_all(trace.handler.targets, rec, record.levelno)
         except TraceClosedError:
-            return  # the scope's sinks closed: the record is the logger's other handlers' alone
+            return False  # the scope's sinks closed: the record is the logger's other handlers'
         except Exception:
             self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
 
 
 ROUTER = ScopeRouter()

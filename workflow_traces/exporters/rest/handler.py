@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from workflow_traces.core.record import Record
 from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.base import Exporter, ExportResult
+from workflow_traces.exporters.rest.partial import PartialDeliveries
 from workflow_traces.exporters.transport import report_insecure_transport
 from workflow_traces.pipeline.bounds import NETWORK_QUEUE_BYTES
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
@@ -121,7 +122,12 @@ def _otlp_partial(
 
 
 class RestExporter(Exporter):
-    """Encodes a batch for its target and sends it, one request after another."""
+    """Encodes a batch for its target and sends it, one request after another.
+
+    A record can ride in more than one request (an OTLP end event is a log record on
+    ``/v1/logs`` and a span on ``/v1/traces``): when one fails, the records handed back for
+    retry are sent again only in the requests that did not carry them
+    (:class:`~workflow_traces.exporters.rest.partial.PartialDeliveries`)."""
 
     def __init__(
         self,
@@ -140,6 +146,7 @@ class RestExporter(Exporter):
         self.ca_certs = ca_certs
         self.transport = transport
         self._client: httpx.Client | None = None
+        self._partial = PartialDeliveries()
 
     def _open(self) -> httpx.Client:
         import httpx
@@ -161,8 +168,10 @@ class RestExporter(Exporter):
         from workflow_traces.pipeline.retry import PayloadTooLargeError
 
         client = self._client or self._open()
+        partial = self._partial
+        prior = partial.take(batch)
         try:
-            requests = self.target.encode(batch)
+            requests = partial.encode(self.target.encode, batch, prior)
         except Exception as exc:  # encoding cannot succeed later: never hold records for it
             raise PermanentError(f"cannot encode the batch: {type(exc).__name__}: {exc}") from exc
         rejected = 0
@@ -171,10 +180,8 @@ class RestExporter(Exporter):
             try:
                 refused, reason = self.target.send(client, req)
             except (RetryableError, PayloadTooLargeError) as exc:
-                # Each record once, though an end event rides in a logs and a traces request.
-                seen = {id(rec): rec for later in requests[index:] for rec in later.records}
-                rest = list(seen.values())
-                return ExportResult(retry=rest, rejected=rejected, error=exc)
+                retry = partial.hand_back(requests, index, prior)
+                return ExportResult(retry=retry, rejected=rejected, error=exc)
             except PermanentError as exc:
                 rejected += len(req.records)
                 why = exc
@@ -195,6 +202,7 @@ class RestExporter(Exporter):
         # The parent's connections are not ours to use or close (a TLS close would break the
         # parent's session): forget them.
         self._client = None
+        self._partial = PartialDeliveries()  # the parent's retries are not this process's
         self.target.after_fork()
 
 
