@@ -63,11 +63,6 @@ def paired(tmp: Path, label: str, fn: Callable[[int], tuple[float, float]], base
     return row
 
 
-def rss_kib() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
 def baseline(tmp: Path, rep: int = 0, threads: int = 1) -> tuple[float, float]:
     logger = logging.getLogger(f"bench.baseline.{threads}.{rep}")
     logger.propagate = False
@@ -183,22 +178,6 @@ def through_extra_logger(tmp: Path, rep: int = 0) -> tuple[float, float]:
     return caller / N * 1e6, N / total
 
 
-def memory_growth(tmp: Path, total: int = 1_000_000) -> int:
-    """Largest RSS growth (KiB) seen while ``total`` records pass through file + SQLite."""
-    trace = get_trace("bench-memory", extras=extras_for("multi", tmp, "memory"))
-    gc.collect()
-    before = rss_kib()
-    peak = before
-    for i in range(total):
-        trace.info(f"processing item {i}")
-        if i % 10_000 == 0:
-            peak = max(peak, rss_kib())
-    trace.flush()
-    peak = max(peak, rss_kib())
-    trace.close()
-    return peak - before
-
-
 def optional(module: str, n: int) -> list[tuple[str, float]]:
     try:
         mod = importlib.import_module(module)
@@ -229,6 +208,13 @@ def network(n: int) -> None:
     for label, value in four:
         verdict = ("ok" if value <= 1.2 else "MISSED") if "target" in label else ""
         print(f"  {label:56} {value:10.3f}  {verdict}".rstrip())
+
+
+def sustained() -> None:
+    """Issue 16's rows: 10k, 100k and 1M records, and a dead network sink (bench_sustained)."""
+    import bench_sustained
+
+    bench_sustained.main()
 
 
 def read_side() -> None:
@@ -320,11 +306,7 @@ def main() -> None:
             f"  (for information: (d) with {THREADS} threads against the baseline with "
             f"{THREADS} threads: {threaded / base_threaded:.3f})"
         )
-        growth = memory_growth(tmp)
-        print(
-            f"\nlargest memory growth while 1,000,000 records pass (file + SQLite): "
-            f"{growth / 1024:.1f} MiB"
-        )
+        sustained()
         network(N // 2)
         read_side()
         redaction()
