@@ -203,7 +203,7 @@ class _Gate:
 
 @pytest.mark.parametrize("way", ["inlined", "offer"])
 def test_both_copies_wake_the_worker_and_refuse_after_a_sink_closes(way: str) -> None:
-    # The worker sleeps for an hour unless woken: a buffer reaching 3/4 of its capacity wakes it.
+    # The worker sleeps for an hour unless woken: a buffer reaching 7/8 of its capacity wakes it.
     gate = _Gate(f"gate-{way}")
     sink = BufferedHandler(gate, run_id="fan-out", queue_size=8, flush_interval=3600)
     other = BufferedHandler(_Gate(f"other-{way}"), run_id="fan-out", flush_interval=3600)
@@ -217,7 +217,8 @@ def test_both_copies_wake_the_worker_and_refuse_after_a_sink_closes(way: str) ->
         else:
             handler.offer(trace._record(20, message, False, None, 1, queue=False), 20)
 
-    for i in range(sink.channel.wake_records + 1):
+    woken_by = sink.channel.wake_records + 1
+    for i in range(woken_by):
         log(f"m{i}")
     assert gate.arrived.wait(30), "the worker was not woken by a buffer at its threshold"
     sink.close()
@@ -225,7 +226,7 @@ def test_both_copies_wake_the_worker_and_refuse_after_a_sink_closes(way: str) ->
     handler.close()
     assert sink.health().dropped >= 1
     assert [r.message for r in other.channel.exporter.records][-1] == "after close"  # type: ignore[attr-defined]
-    assert {r.message for r in gate.records} == {f"m{i}" for i in range(7)}
+    assert {r.message for r in gate.records} == {f"m{i}" for i in range(woken_by)}
 
 
 def test_the_fan_out_loop_exists_in_offer_all_and_one_inlined_copy_only() -> None:

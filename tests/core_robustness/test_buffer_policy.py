@@ -30,6 +30,7 @@ from workflow_traces import (
     get_trace,
     open_store,
 )
+from workflow_traces.pipeline.bounds import FOOTPRINT
 
 
 class GateSink:
@@ -294,3 +295,88 @@ def test_flush_with_a_timeout_on_a_stuck_sink(gate: GateSink) -> None:
     strict.flush(timeout=10)
     strict.close()
     assert len(gate.ids()) == 2
+
+
+# -- queue_bytes: the buffer's bound in bytes ---------------------------------------------------
+def _cost(message: str) -> int:
+    """What a record of ``message`` counts for against queue_bytes (see pipeline.bounds)."""
+    return len(message) + 256 + FOOTPRINT
+
+
+def test_queue_bytes_bounds_the_buffer_by_the_records_sizes(gate: GateSink) -> None:
+    message = "x" * 1744  # counts 2,224 bytes
+    handler = _gated(gate, queue_size=10**6, overflow="drop", queue_bytes=100 * _cost(message))
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    trace.info(message)  # held by the worker, which measured it: the bound is 100 such records
+    assert gate.entered.wait(5)
+    for _ in range(500):
+        trace.info(message)
+    health = trace.health()[gate.name]
+    assert (health.queued, health.dropped) == (101, 400)  # 100 buffered, 1 in flight
+    gate.gate.set()
+    trace.close()
+    health = trace.health()[gate.name]
+    assert (health.written, health.dropped, health.failed) == (101, 400, 0)
+    assert len(set(gate.ids())) == 101
+
+
+def test_big_records_count_one_by_one_against_queue_bytes(gate: GateSink) -> None:
+    big = "b" * 100_000  # over BIG: counted exactly as it is queued
+    handler = _gated(gate, queue_size=10**6, overflow="drop", queue_bytes=1 << 20)
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    _hold_worker(gate, trace)
+    for _ in range(30):
+        trace.info(big)
+    fits = (1 << 20) // _cost(big)
+    assert trace.health()[gate.name].dropped == 30 - fits
+    gate.gate.set()
+    trace.close()
+    assert trace.health()[gate.name].written == fits + 1
+
+
+def test_a_record_bigger_than_queue_bytes_is_taken_into_an_empty_buffer(gate: GateSink) -> None:
+    handler = _gated(gate, queue_size=10, overflow="drop", queue_bytes=1000)
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    trace.info("y" * 200_000)
+    gate.gate.set()
+    trace.close()
+    assert (trace.health()[gate.name].written, trace.health()[gate.name].dropped) == (1, 0)
+
+
+def test_queue_bytes_bounds_the_memory_a_full_buffer_takes(gate: GateSink) -> None:
+    """The bound is about memory: what a buffer full of short records holds, measured with
+    tracemalloc, stays within 10% of queue_bytes (and the buffer did fill)."""
+    import tracemalloc
+
+    limit = 4 << 20
+    handler = _gated(gate, queue_size=10**6, overflow="drop", queue_bytes=limit)
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    _hold_worker(gate, trace)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            trace.info(f"processing item {i}")
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    health = trace.health()[gate.name]
+    assert health.dropped > 0 and health.queued > 5_000
+    assert held <= limit * 1.1, (held, health.queued)
+    gate.gate.set()
+    trace.close()
+
+
+def test_queue_bytes_is_a_key_of_every_sink_and_checked(tmp_path: Path) -> None:
+    from workflow_traces.errors import ConfigError
+
+    trace = get_trace(
+        "qb",
+        extras={"handlers": [{"type": "file", "path": str(tmp_path), "queue_bytes": 1 << 20}]},
+    )
+    (handler,) = trace.handler.handlers
+    assert handler.channel._bounds.queue_bytes == 1 << 20
+    trace.close()
+    with pytest.raises(ConfigError) as info:
+        get_trace("qb", extras={"handlers": [{"type": "sqlite", "queue_bytes": 0}]})
+    assert "queue_bytes" in str(info.value) and "0" in str(info.value)

@@ -37,6 +37,7 @@ def test_every_key_has_its_default() -> None:
         "service_name": None,
         "manage_index": True,
         "queue_size": 200_000,
+        "queue_bytes": 32 << 20,
         "overflow": "drop",
         "block_timeout": 1.0,
         "level": "DEBUG",

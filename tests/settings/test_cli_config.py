@@ -121,7 +121,7 @@ def test_show_invalid_configuration(
         "workflow-traces config show: TRACE_HANDLERS__1__BUFFER_SIZE: must be > 0, got -5",
         "workflow-traces config show: TRACE_HANDLERS__1__API_KEY: unknown key; valid keys: "
         "block_timeout, buffer_size, flush_interval, level, max_records_per_second, overflow, "
-        "path, queue_size, redact, redact_keys, redact_patterns, sample",
+        "path, queue_bytes, queue_size, redact, redact_keys, redact_patterns, sample",
     ]
     assert SECRET not in err
 

@@ -17,7 +17,7 @@ from workflow_traces.exporters import registry
 VALID_TYPES = f"valid types: {', '.join(registry.types())}"
 FILE_KEYS = (
     "valid keys: block_timeout, buffer_size, flush_interval, level, max_records_per_second, "
-    "overflow, path, queue_size, redact, redact_keys, redact_patterns, sample"
+    "overflow, path, queue_bytes, queue_size, redact, redact_keys, redact_patterns, sample"
 )
 
 

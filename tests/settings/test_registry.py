@@ -156,8 +156,8 @@ def test_the_example_sink_is_validated_like_a_built_in_one() -> None:
         get_trace("r1", extras={"handlers": [{"type": "csv", "pth": "x.csv"}]})
     assert str(info.value).splitlines()[0] == (
         "handlers[0].pth: unknown key (did you mean 'path'?); valid keys: block_timeout, "
-        "buffer_size, flush_interval, level, max_records_per_second, overflow, path, queue_size, "
-        "redact, redact_keys, redact_patterns, sample"
+        "buffer_size, flush_interval, level, max_records_per_second, overflow, path, queue_bytes, "
+        "queue_size, redact, redact_keys, redact_patterns, sample"
     )
     with pytest.raises(ConfigError, match=r"handlers\[0\]\.buffer_size: must be > 0, got 0"):
         get_trace("r1", extras={"handlers": [{"type": "csv", "buffer_size": 0}]})

@@ -37,6 +37,7 @@ CONFIG_KEYS = frozenset(
         "buffer_size",
         "flush_interval",
         "queue_size",
+        "queue_bytes",
         "overflow",
         "block_timeout",
         "level",

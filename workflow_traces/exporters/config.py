@@ -19,7 +19,11 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from workflow_traces.errors import ConfigError
-from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE
+from workflow_traces.pipeline.bounds import (
+    DEFAULT_QUEUE_BYTES,
+    DEFAULT_QUEUE_SIZE,
+    NETWORK_QUEUE_BYTES,
+)
 from workflow_traces.pipeline.redact import check_patterns
 from workflow_traces.pipeline.retry import DEFAULT_SPOOL_MAX_BYTES
 from workflow_traces.pipeline.sample import check_rates
@@ -131,11 +135,20 @@ class SinkConfig(BaseModel):
         default=DEFAULT_QUEUE_SIZE,
         gt=0,
         description=(
-            "records held in memory at most; the worker is woken early when it is 3/4 full. "
-            "A burst of up to 3/4 of it is taken without the workers competing with your code; "
-            "at the default, a full buffer of short records takes about 70 MB (a record queued "
-            "in several sinks is held once). Lower it to bound memory."
+            "records the buffer holds at most (also bounded by `queue_bytes`: whichever is "
+            "reached first). A sleeping worker is woken once the buffer is 7/8 full, so a burst "
+            "that fits is taken without the workers competing with your code"
         ),
+    )
+    queue_bytes: int = Field(
+        default=DEFAULT_QUEUE_BYTES,
+        gt=0,
+        description=(
+            "about how much memory the buffer takes at most, in bytes: a record counts as its "
+            "message's length plus about 500 bytes (short records: about 97,000 at the "
+            "default). A record queued in several sinks is held once. Lower it to bound memory"
+        ),
+        json_schema_extra=shown("`50331648` (48 MiB)"),
     )
     overflow: Overflow = Field(
         default="block",
@@ -265,6 +278,12 @@ class NetworkSinkConfig(SinkConfig):
         description=(
             "network sinks drop (counted) rather than block your code when their buffer is full"
         ),
+    )
+    queue_bytes: int = Field(
+        default=NETWORK_QUEUE_BYTES,
+        gt=0,
+        description="less than a local sink's: an outage fills a network sink's buffer",
+        json_schema_extra=shown("`33554432` (32 MiB)"),
     )
     timeout: float = Field(default=10.0, gt=0, description="seconds per request")
     max_retries: int = Field(

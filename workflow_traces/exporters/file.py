@@ -50,7 +50,7 @@ from workflow_traces.core.record import (
 from workflow_traces.errors import ConfigError, UnsafeRunIdError
 from workflow_traces.exporters.base import Exporter
 from workflow_traces.exporters.encode import clean_text, dumps
-from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
+from workflow_traces.pipeline.channel import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive, from_sink_config
 from workflow_traces.text import escape_terminal
 
@@ -454,6 +454,7 @@ class WorkflowFileHandler(BufferedHandler):
         buffer_size: int = 8192,
         flush_interval: float = 1.0,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -473,6 +474,7 @@ class WorkflowFileHandler(BufferedHandler):
             batch_bytes=buffer_size,
             flush_interval=flush_interval,
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow,
             block_timeout=block_timeout,
             fail_silently=fail_silently,

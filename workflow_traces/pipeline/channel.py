@@ -22,10 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from bisect import bisect_left
 from collections import deque
-from itertools import accumulate
-from operator import itemgetter
 from typing import Any, Literal
 
 import workflow_traces.exporters.base as _exporter
@@ -34,6 +31,8 @@ from workflow_traces.diagnostics import report
 from workflow_traces.errors import TraceClosedError
 from workflow_traces.exporters.base import Exporter
 from workflow_traces.pipeline import lifecycle
+from workflow_traces.pipeline.batching import NO_LIMIT, Marker, Waiter, size_of, take_batch
+from workflow_traces.pipeline.bounds import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, BufferBounds
 from workflow_traces.pipeline.delivery import Delivery, export_with_retries
 from workflow_traces.pipeline.fanout import BIG as _BIG
 from workflow_traces.pipeline.fanout import Tap, offer_all
@@ -46,6 +45,8 @@ from workflow_traces.pipeline.retry import RetryPolicy
 # retry, health, lifecycle and fanout; they are named here too for the modules that import them
 # from the channel.
 __all__ = [
+    "DEFAULT_QUEUE_BYTES",
+    "DEFAULT_QUEUE_SIZE",
     "EXIT_FLUSH_TIMEOUT",
     "Channel",
     "Overflow",
@@ -59,37 +60,12 @@ __all__ = [
 
 Overflow = Literal["block", "drop"]
 
-#: No record is estimated smaller than this (see Trace._record), which bounds a batch by bytes.
-_MIN_SIZE = 256
-_NO_LIMIT = 1 << 62
 #: Seconds close() gives a worker that overran the deadline to give up what it holds, before
 #: close() counts it as failed itself (a worker stuck in a request never answers).
 _GRACE = 0.1
-_size_of = itemgetter(-1)
 
-#: Records a sink's buffer holds at most, by default (a sink's ``queue_size``).
-DEFAULT_QUEUE_SIZE = 200_000
-
-
-class _Waiter:
-    """A caller blocked on a full buffer, holding its record until the worker places it."""
-
-    __slots__ = ("placed", "ready", "rec")
-
-    def __init__(self, rec: RecordValues) -> None:
-        self.rec = rec
-        self.placed = False
-        self.ready = threading.Event()
-
-
-class _Marker:
-    """Put in the buffer by flush(); set once everything before it has been handled."""
-
-    __slots__ = ("done", "stop")
-
-    def __init__(self, stop: bool = False) -> None:
-        self.done = threading.Event()
-        self.stop = stop
+#: The buffer's fill, as a fraction of its capacity, at which a caller wakes a sleeping worker.
+_WAKE_FILL = 7 / 8
 
 
 class Channel:
@@ -100,9 +76,10 @@ class Channel:
         exporter: Exporter,
         *,
         batch_records: int = 1000,
-        batch_bytes: int = _NO_LIMIT,
+        batch_bytes: int = NO_LIMIT,
         flush_interval: float = 1.0,
         capacity: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         wake_bytes: int = 64 << 20,
@@ -120,30 +97,38 @@ class Channel:
         group = max(1, getattr(exporter, "group", 1))
         #: Records per batch the worker hands to the exporter.
         self.batch_records = max(1, batch_records) * group
-        self._batch_bytes = min(_NO_LIMIT, max(1, batch_bytes) * group)
+        self._batch_bytes = min(NO_LIMIT, max(1, batch_bytes) * group)
         self._interval = flush_interval
-        self._capacity = capacity
+        # The buffer's two bounds, records and bytes (see ``bounds``); ``_capacity`` is the
+        # number of records they allow now, kept up to date under ``_space``.
+        self._bounds = BufferBounds(capacity, queue_bytes)
+        self._capacity = self._bounds.capacity()
+        self._asleep = True
         self._overflow = overflow
         self._block_timeout = block_timeout
-        # The worker wakes every flush_interval, or early once the buffer is 3/4 full (or holds
-        # about wake_bytes), so a burst is absorbed without the worker competing with the caller
-        # for the GIL; then it writes in batches of batch_records / batch_bytes.
+        # A sleeping worker wakes every flush_interval, or early once the buffer is 7/8 full
+        # (or holds about wake_bytes of big records), so a burst is absorbed without the worker
+        # competing with the caller for the GIL. A worker that is writing takes batch after
+        # batch until the buffer is empty, and needs no waking: meanwhile callers append
+        # straight up to the capacity (see _run).
         #: Below this many queued records an owner may append straight to the buffer (see
         #: ``offer_all``); 0 once closed, so every offer takes the slow path.
-        self.wake_records = max(1, capacity * 3 // 4)
+        self.wake_records = self._wake_at()
         self._wake_bytes = wake_bytes
+        #: Seconds (monotonic) before which a drop is not reported again (see _drop).
+        self._quiet_until = 0.0
         self._retry = retry or RetryPolicy()
         self.counters = SinkCounters(self.name)
         self._closed = False
         self._deadline: float | None = None
-        self._waiting: set[_Marker] = set()
+        self._waiting: set[Marker] = set()
         #: Exporters that index plain value tuples skip the wrap into Record (see _take).
         self._takes_values: bool = getattr(exporter, "takes_values", False)
         self._delivery: Delivery | None = None
         if self._retry.holds_on_outage:
             self._delivery = Delivery(self, self._retry)
         #: The same deque for the channel's whole life: owners hold it (see ``target``).
-        self._dq: deque[RecordValues | _Marker] = deque()
+        self._dq: deque[RecordValues | Marker] = deque()
         self._init_runtime()
         lifecycle.register(self)
 
@@ -155,7 +140,7 @@ class Channel:
         self._abandon = threading.Event()
         self._kick = threading.Event()  # flush or close requested: a waiting worker looks up
         self._space = threading.Lock()  # guards _blocked
-        self._blocked: deque[_Waiter] = deque()
+        self._blocked: deque[Waiter] = deque()
         self._lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name=f"workflow-traces:{self.name}", daemon=True
@@ -173,6 +158,10 @@ class Channel:
             self._delivery.after_fork()
         self._waiting = set()
         self._dq.clear()  # the parent's records, which the parent writes
+        self._bounds.reset()
+        self._asleep = True
+        self._capacity = self._bounds.capacity()
+        self.wake_records = self._wake_at()
         self._init_runtime()
 
     # -- the caller's side ---------------------------------------------------------------------
@@ -186,24 +175,75 @@ class Channel:
         self._offer_slow(rec)
 
     def _offer_slow(self, rec: RecordValues) -> None:
-        # The buffer is 3/4 full, or the record is big: account for its bytes, wake the worker
-        # when due, and apply the overflow policy when the buffer is full.
+        # The buffer is 7/8 full (or full, while the worker writes), or the record is big:
+        # account for its bytes, wake the worker when due, and apply the overflow policy when
+        # the buffer is full.
         dq = self._dq
         queued = len(dq)
-        if queued >= self._capacity:
-            self._full(rec, self._overflow == "block")
+        size = rec[-1]
+        if queued >= self._capacity or (size >= _BIG and not self._bounds.admits_big(size, queued)):
+            if self._overflow == "drop" and not self._closed:
+                self._drop()
+            else:
+                self._full(rec, self._overflow == "block")
             return
+        if size >= _BIG:
+            with self._space:
+                self._bounds.add_big(size)
+                self._set_limits()
+            self._pending_bytes += size
         dq.append(rec)
-        if rec[-1] >= _BIG:
-            self._pending_bytes += rec[-1]
         if (queued >= self.wake_records or self._pending_bytes >= self._wake_bytes) and (
             not self._wake.is_set()
         ):
             self._wake.set()
 
+    def _drop(self) -> None:
+        """A record refused by a full buffer under the "drop" policy: counted, and reported at
+        most every few seconds. Kept cheap: a sink whose service is down refuses every record
+        the caller logs, and each costs the caller this."""
+        self.counters.drop(1)
+        if time.monotonic() >= self._quiet_until:
+            self._quiet_until = time.monotonic() + 5.0
+            self._report_drop()
+
+    def _report_drop(self) -> None:
+        report(
+            f"drop:{self.name}",
+            f"workflow-traces: sink {self.name} dropped a record: its buffer of "
+            f"{self._capacity} records is full (queue_size={self._bounds.queue_size}, queue_bytes="
+            f"{self._bounds.queue_bytes}, overflow={self._overflow!r})",
+        )
+
+    # -- the buffer's bounds ---------------------------------------------------------------------
+    def _wake_at(self) -> int:
+        return max(1, int(self._capacity * _WAKE_FILL)) if self._capacity else 0
+
+    def _set_wake(self, *, asleep: bool) -> None:
+        """The fast path's limit (``wake_records``) for a worker about to sleep, or writing."""
+        with self._space:
+            self._asleep = asleep
+            self._set_limits()
+
+    def _set_limits(self) -> None:
+        # Under ``_space``, as close() sets them: a closed channel's limits stay 0.
+        if not self._closed:
+            self._capacity = self._bounds.capacity()
+            self.wake_records = self._wake_at() if self._asleep else self._capacity
+
+    def _measure(self, batch: list[Any]) -> None:
+        """Update the byte bound's record count from ``batch``, just taken (on the worker)."""
+        if batch:
+            sizes = list(map(size_of, batch))
+            with self._space:
+                self._bounds.measure(sizes)
+                self._set_limits()
+
     def offer_nowait(self, rec: RecordValues) -> bool:
         """Queue ``rec`` if there is room now; False (nothing queued) when the buffer is full."""
-        if len(self._dq) >= self._capacity:
+        if len(self._dq) >= self._capacity or (
+            rec[-1] >= _BIG and not self._bounds.admits_big(rec[-1], len(self._dq))
+        ):
             if self._overflow == "drop":
                 self._full(rec, False)
                 return True
@@ -219,7 +259,7 @@ class Channel:
             # Wait in line: the worker moves blocked callers' records into the room it frees,
             # first come first served, so callers still running cannot take their turn (they
             # did, and under load a caller waited out block_timeout while others went on).
-            waiter = _Waiter(rec)
+            waiter = Waiter(rec)
             with self._space:
                 if len(self._dq) < self._capacity and not self._blocked:
                     self._dq.append(rec)
@@ -232,16 +272,12 @@ class Channel:
                     return
                 self._blocked.remove(waiter)
         self.counters.drop(1)
-        report(
-            f"drop:{self.name}",
-            f"workflow-traces: sink {self.name} dropped a record: its buffer of "
-            f"{self._capacity} records is full (overflow={self._overflow!r})",
-        )
+        self._report_drop()
 
     # -- flushing and closing ------------------------------------------------------------------
-    def request_flush(self, stop: bool = False) -> _Marker:
+    def request_flush(self, stop: bool = False) -> Marker:
         """Put a marker behind everything queued so far, and wake the worker."""
-        marker = _Marker(stop)
+        marker = Marker(stop)
         with self._lock:
             self._markers += 1  # before it is queued: the worker looks for markers by this count
             if self._delivery is not None:
@@ -251,7 +287,7 @@ class Channel:
         self._kick.set()
         return marker
 
-    def wait(self, marker: _Marker, timeout: float | None) -> bool:
+    def wait(self, marker: Marker, timeout: float | None) -> bool:
         """Wait until ``marker`` is reached; False if ``timeout`` ran out first."""
         if not self._thread.is_alive() and not marker.done.is_set():
             return False
@@ -268,9 +304,10 @@ class Channel:
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
-            self._capacity = 0  # every later offer() takes the slow path, which refuses it
-            self.wake_records = 0
+            with self._space:
+                self._closed = True
+                self._capacity = 0  # every later offer() takes the slow path, which refuses it
+                self.wake_records = 0
         deadline = None if timeout is None else time.monotonic() + timeout
         self._deadline = deadline
         marker = self.request_flush(stop=True)
@@ -295,7 +332,7 @@ class Channel:
         counters = self.counters
         with counters.lock:
             items = list(self._dq)
-            markers = [item for item in items if isinstance(item, _Marker)]
+            markers = [item for item in items if isinstance(item, Marker)]
             buffered = len(items) - len(markers)
             if buffered:
                 self._dq.clear()
@@ -320,7 +357,7 @@ class Channel:
 
     def queued_records(self) -> int:
         """Records in the buffer now (a snapshot)."""
-        return sum(1 for item in list(self._dq) if not isinstance(item, _Marker))
+        return sum(1 for item in list(self._dq) if not isinstance(item, Marker))
 
     def health(self) -> SinkHealth:
         delivery = self._delivery
@@ -377,8 +414,13 @@ class Channel:
         delivery = self._delivery
         stopped = False
         while not stopped:
+            # Asleep: a caller wakes the worker once the buffer is 7/8 full. Writing: callers
+            # append straight up to the capacity (nothing to wake). A caller that read the other
+            # value a moment ago costs one slow offer, or a record waiting for the next wake.
+            self._set_wake(asleep=True)
             wake.wait(self._interval if delivery is None else delivery.next_wait(self._interval))
             wake.clear()
+            self._set_wake(asleep=False)
             self._pending_bytes = 0
             if delivery is not None:
                 delivery.pump()
@@ -415,39 +457,16 @@ class Channel:
         except Exception as exc:
             self.counters.fail(exc, 0)
 
-    def _take(self) -> tuple[list[RecordValues], _Marker | None]:
-        """The next batch from the buffer, and the flush marker that ends it, if one does.
-
-        Pops a whole batch in one comprehension rather than one record at a time: the worker
-        holds the GIL for all of its Python work, and with several sinks that work adds up.
-        What a cut by bytes or a marker leaves over goes back to the front, in order (only the
-        worker takes from the front; callers append at the back)."""
+    def _take(self) -> tuple[list[RecordValues], Marker | None]:
+        """The next batch from the buffer, and the flush marker that ends it, if one does (see
+        ``batching.take_batch``)."""
         with self.counters.lock:  # taken and counted in flight at once (see health)
-            batch, marker = self._take_locked()
+            batch, marker = take_batch(
+                self._dq, self._markers, self.batch_records, self._batch_bytes
+            )
             self.counters.took(len(batch))
+        self._measure(batch)
         return batch, marker
-
-    def _take_locked(self) -> tuple[list[RecordValues], _Marker | None]:
-        dq = self._dq
-        popleft = dq.popleft
-        n = min(len(dq), self.batch_records, self._batch_bytes // _MIN_SIZE + 1)
-        items: list[Any] = [popleft() for _ in range(n)]
-        cut = n
-        marker: _Marker | None = None
-        if self._markers:  # read after popping: a marker counts itself before it is queued
-            types = list(map(type, items))
-            if _Marker in types:
-                cut = types.index(_Marker)
-                marker = items[cut]
-        if self._batch_bytes < _NO_LIMIT:
-            sizes = list(accumulate(map(_size_of, items[:cut])))
-            k = bisect_left(sizes, self._batch_bytes) + 1  # the record that reaches the limit
-            if k < cut:
-                cut, marker = k, None
-        rest = items[cut + 1 :] if marker is not None else items[cut:]
-        if rest:
-            dq.extendleft(reversed(rest))
-        return items[:cut], marker
 
     def _place_blocked(self) -> None:
         """Move blocked callers' records into the room just freed, in the order they came."""

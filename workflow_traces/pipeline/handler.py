@@ -13,6 +13,7 @@ from workflow_traces.diagnostics import is_ignored, report
 from workflow_traces.errors import ConfigError, SinkError, TraceClosedError
 from workflow_traces.exporters.base import Exporter, ExportResult
 from workflow_traces.pipeline.channel import (
+    DEFAULT_QUEUE_BYTES,
     DEFAULT_QUEUE_SIZE,
     Channel,
     Overflow,
@@ -70,6 +71,7 @@ class BufferedHandler(logging.Handler):
         batch_bytes: int = 1 << 62,
         flush_interval: float = 1.0,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -78,6 +80,7 @@ class BufferedHandler(logging.Handler):
     ) -> None:
         check_positive("flush_interval", flush_interval)
         check_positive("queue_size", queue_size)
+        check_positive("queue_bytes", queue_bytes)
         check_positive("block_timeout", block_timeout, allow_zero=True)
         if overflow not in ("block", "drop"):
             raise ConfigError(f"overflow: expected 'block' or 'drop', got {overflow!r}")
@@ -94,6 +97,7 @@ class BufferedHandler(logging.Handler):
             batch_bytes=batch_bytes,
             flush_interval=flush_interval,
             capacity=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow,
             block_timeout=block_timeout,
             retry=retry,

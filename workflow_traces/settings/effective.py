@@ -36,7 +36,15 @@ __all__ = ["SINGLE_KEYS", "STAMPS", "Effective", "resolve"]
 
 STAMPS = ("workflow_name", "job_name", "stage_name", "environment")
 #: A single trace's handler keys, read at the top level of extras and of the settings.
-SINGLE_KEYS = ("buffer_size", "flush_interval", "queue_size", "overflow", "block_timeout", "level")
+SINGLE_KEYS = (
+    "buffer_size",
+    "flush_interval",
+    "queue_size",
+    "queue_bytes",
+    "overflow",
+    "block_timeout",
+    "level",
+)
 _TOP = ("trace_type", "fail_silently", *STAMPS)
 _LOCATING = ("profile", "path", "sqlite_path", "env_file", "secrets_dir")
 #: Settings every sink takes unless it sets its own (read in ``settings.factory``).

@@ -106,6 +106,7 @@ def _build(
         batch_records=cfg.buffer_size,
         flush_interval=cfg.flush_interval,
         queue_size=cfg.queue_size,
+        queue_bytes=cfg.queue_bytes,
         overflow=cfg.overflow,
         block_timeout=cfg.block_timeout,
         fail_silently=fail_silently,

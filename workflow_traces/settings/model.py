@@ -142,6 +142,7 @@ class TraceSettings(BaseSettings):
     buffer_size: int | None = Field(default=None, gt=0)
     flush_interval: float | None = Field(default=None, gt=0)
     queue_size: int | None = Field(default=None, gt=0)
+    queue_bytes: int | None = Field(default=None, gt=0)
     overflow: Literal["block", "drop"] | None = None
     block_timeout: float | None = Field(default=None, ge=0)
     level: Level | None = None

@@ -40,6 +40,7 @@ from workflow_traces.exporters.elasticsearch.client import (
 from workflow_traces.exporters.elasticsearch.schema import MAPPINGS, encode_actions
 from workflow_traces.exporters.rest.payload import utf8_len
 from workflow_traces.exporters.transport import backlog_group, report_insecure_transport
+from workflow_traces.pipeline.bounds import NETWORK_QUEUE_BYTES
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow, RetryPolicy
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive, from_sink_config
 from workflow_traces.pipeline.retry import (
@@ -388,6 +389,7 @@ class ElasticsearchHandler(BufferedHandler):
         service_name: str | None = None,
         manage_index: bool = True,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = NETWORK_QUEUE_BYTES,
         overflow: Overflow = "drop",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -435,6 +437,7 @@ class ElasticsearchHandler(BufferedHandler):
             batch_bytes=BULK_MAX_BYTES,
             flush_interval=flush_interval,
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow,
             block_timeout=block_timeout,
             fail_silently=fail_silently,

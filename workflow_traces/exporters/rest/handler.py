@@ -25,6 +25,7 @@ from workflow_traces.core.record import Record
 from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.base import Exporter, ExportResult
 from workflow_traces.exporters.transport import backlog_group, report_insecure_transport
+from workflow_traces.pipeline.bounds import NETWORK_QUEUE_BYTES
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler, from_sink_config
 from workflow_traces.pipeline.retry import (
@@ -368,6 +369,7 @@ class RestAPIHandler(BufferedHandler):
         timeout: float = 10.0,
         max_retries: int = 3,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = NETWORK_QUEUE_BYTES,
         overflow: Overflow = "drop",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -405,6 +407,7 @@ class RestAPIHandler(BufferedHandler):
             timeout=timeout,
             max_retries=max_retries,
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow,
             block_timeout=block_timeout,
             format=format,
@@ -459,6 +462,7 @@ class RestAPIHandler(BufferedHandler):
             batch_records=cfg.buffer_size,
             flush_interval=cfg.flush_interval,
             queue_size=cfg.queue_size,
+            queue_bytes=cfg.queue_bytes,
             overflow=cfg.overflow,
             block_timeout=cfg.block_timeout,
             fail_silently=fail_silently,

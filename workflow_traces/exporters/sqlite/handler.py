@@ -42,7 +42,7 @@ from workflow_traces.exporters.sqlite.schema import (
     SCHEMA_VERSION,
     migrate,
 )
-from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
+from workflow_traces.pipeline.channel import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive, from_sink_config
 
 __all__ = [
@@ -259,6 +259,7 @@ class SQLiteHandler(BufferedHandler):
         buffer_size: int = 100,
         flush_interval: float = 2.0,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         overflow: Overflow = "block",
         block_timeout: float = 1.0,
         fail_silently: bool = True,
@@ -276,6 +277,7 @@ class SQLiteHandler(BufferedHandler):
             batch_records=buffer_size,
             flush_interval=flush_interval,
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
             overflow=overflow,
             block_timeout=block_timeout,
             fail_silently=fail_silently,
