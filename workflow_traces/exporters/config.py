@@ -264,7 +264,14 @@ class NetworkSinkConfig(SinkConfig):
     failed batches are retried with backoff, then held by a circuit breaker (in memory, or on
     disk with ``spool_dir``) until the service answers."""
 
-    buffer_size: int = Field(default=50, gt=0, description="records per request")
+    buffer_size: int = Field(
+        default=50,
+        gt=0,
+        description=(
+            "records per request; a backlog goes about 1,000 records at a time (`buffer_size` "
+            "when larger), in as few requests as the service's limits allow"
+        ),
+    )
     flush_interval: float = Field(default=2.0, gt=0, description="")
     overflow: Overflow = Field(
         default="drop",

@@ -1,5 +1,6 @@
-"""What the network sinks share about URLs: a URL fit to print, whether a URL is this machine,
-and the one report of settings that weaken security."""
+"""What the network sinks share: about URLs, a URL fit to print, whether a URL is this machine,
+and the one report of settings that weaken security; and how much of a backlog one export
+takes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from workflow_traces.diagnostics import report
 
-__all__ = ["is_loopback", "report_insecure_transport", "safe_url"]
+__all__ = ["backlog_group", "is_loopback", "report_insecure_transport", "safe_url"]
+
+
+def backlog_group(buffer_size: int, backlog_records: int) -> int:
+    """The exporter's ``group`` for a network sink: when a backlog waits, the worker hands it
+    about ``backlog_records`` records at once (at least one batch of ``buffer_size``), which it
+    sends in as few requests as the service's limits allow. A request costs the worker far more
+    Python than a record does, so a backlog of small batches is slow to drain."""
+    return max(1, backlog_records // buffer_size)
 
 
 def safe_url(url: str) -> str:

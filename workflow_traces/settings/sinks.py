@@ -293,7 +293,14 @@ class ElasticsearchConfig(NetworkSinkConfig):
     )
     username: str | None = Field(default=None, description="basic auth")
     password: SecretStr | None = Field(default=None, description="basic auth (secret)")
-    buffer_size: int = Field(default=100, gt=0, description="documents per bulk request")
+    buffer_size: int = Field(
+        default=100,
+        gt=0,
+        description=(
+            "documents per bulk request; a backlog goes about 1,000 documents at a time "
+            "(`buffer_size` when larger)"
+        ),
+    )
     timeout: float = Field(default=30.0, gt=0, description="seconds per request")
     max_retries: int = Field(
         default=3,

@@ -39,7 +39,7 @@ from workflow_traces.exporters.elasticsearch.client import (
 )
 from workflow_traces.exporters.elasticsearch.schema import MAPPINGS, encode_actions
 from workflow_traces.exporters.rest.payload import utf8_len
-from workflow_traces.exporters.transport import report_insecure_transport
+from workflow_traces.exporters.transport import backlog_group, report_insecure_transport
 from workflow_traces.pipeline.bounds import NETWORK_QUEUE_BYTES
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow, RetryPolicy
 from workflow_traces.pipeline.handler import BufferedHandler, check_positive, from_sink_config
@@ -66,6 +66,10 @@ DEFAULT_ES_HOSTS = "http://localhost:9200"
 DEFAULT_INDEX = "workflow-traces"
 #: Largest bulk request body sent at once; a bigger batch goes in several requests.
 BULK_MAX_BYTES = 10 * 1024 * 1024
+#: When a backlog waits, the worker hands the exporter this many documents at once (``buffer_size``
+#: when larger): one bulk request (split at :data:`BULK_MAX_BYTES`) instead of one per
+#: ``buffer_size``; each request costs the worker about 0.4 ms of Python in the client.
+BACKLOG_DOCUMENTS = 1000
 #: Priority of the data stream template: above the built-in ``logs-*-*`` template (100).
 TEMPLATE_PRIORITY = 200
 # Ask only for what is read back: the per-item status and error.
@@ -423,6 +427,7 @@ class ElasticsearchHandler(BufferedHandler):
             manage_index=manage_index,
             service_name=service_name,
         )
+        exporter.group = backlog_group(buffer_size, BACKLOG_DOCUMENTS)
         super().__init__(
             exporter,
             run_id=run_id,

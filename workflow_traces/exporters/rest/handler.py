@@ -25,7 +25,7 @@ from workflow_traces.core.record import Record
 from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.base import Exporter, ExportResult
 from workflow_traces.exporters.rest.partial import PartialDeliveries
-from workflow_traces.exporters.transport import report_insecure_transport
+from workflow_traces.exporters.transport import backlog_group, report_insecure_transport
 from workflow_traces.pipeline.bounds import NETWORK_QUEUE_BYTES
 from workflow_traces.pipeline.channel import DEFAULT_QUEUE_SIZE, Overflow
 from workflow_traces.pipeline.handler import BufferedHandler, from_sink_config
@@ -46,6 +46,13 @@ if TYPE_CHECKING:
 __all__ = ["RestAPIHandler", "RestExporter"]
 
 USER_AGENT = "workflow-traces/0.1.0"
+
+#: When a backlog waits, the worker hands the exporter this many records at once (``buffer_size``
+#: when larger), and the encoder packs them into as few requests as the service's limits allow:
+#: Datadog takes at most 1,000 entries a request, CloudWatch 10,000 events; Loki, OTLP and the
+#: generic formats are bounded by bytes. Each request costs the worker about 0.4 ms of Python
+#: (httpx), 8 us a record at 50 records a request.
+BACKLOG_RECORDS = 1000
 
 #: The path each service gets when ``api_url`` names only a host.
 DEFAULT_PATHS = {"datadog": "/api/v2/logs", "grafana": "/loki/api/v1/push", "otlp": "/v1/logs"}
@@ -348,9 +355,11 @@ class RestAPIHandler(BufferedHandler):
     """Sends records to a REST logging service: ``service_type`` is "datadog", "grafana"
     (Loki), "cloudwatch" or "generic" (``format`` "json", "ndjson" or "otlp").
 
-    ``buffer_size`` is in records: the worker sends a batch once that many are queued, and at
-    least every ``flush_interval`` seconds. A full buffer drops new records by default
-    (``overflow="drop"``, counted and reported) so that an outage never blocks the caller.
+    ``buffer_size`` is in records: the records per request; when a backlog waits, about
+    :data:`BACKLOG_RECORDS` (``buffer_size`` when larger) go at once, in as few requests as the
+    service's limits allow. The worker sends at least every ``flush_interval`` seconds. A full
+    buffer drops new records by default (``overflow="drop"``, counted and reported) so that an
+    outage never blocks the caller.
     ``transport`` takes an ``httpx`` transport (for unit tests, e.g. ``httpx.MockTransport``).
     """
 
@@ -445,6 +454,7 @@ class RestAPIHandler(BufferedHandler):
             ca_certs=cfg.ca_certs,
             transport=transport,
         )
+        exporter.group = backlog_group(cfg.buffer_size, BACKLOG_RECORDS)
         retry = NetworkRetryPolicy(
             cfg.max_retries,
             cfg.retry_base_delay,
