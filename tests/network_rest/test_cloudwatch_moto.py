@@ -20,7 +20,7 @@ from rest_helpers import AWS
 from workflow_traces.core.record import Record, new_record_id
 from workflow_traces.exporters.rest import cloudwatch as cw
 from workflow_traces.exporters.rest.cloudwatch_http import CloudWatchTarget
-from workflow_traces.exporters.rest.handler import make_target
+from workflow_traces.exporters.rest.targets import make_target
 from workflow_traces.settings.sinks import RestAPIConfig
 from workflow_traces.testing import memory_sink
 

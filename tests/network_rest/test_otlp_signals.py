@@ -103,12 +103,16 @@ def _run(
         **more,
     }
     sinks = {"trace_type": "multi", "handlers": [handler], "fail_silently": fail_silently}
-    with workflow("etl", run_id=run_id, **sinks):
+    with workflow("etl", run_id=run_id, **sinks) as wf:
         with job("load"):
             for s in range(STAGES):
                 with stage(f"s{s}") as st:
                     for i in range(LINES):
                         st.info(f"line {s}.{i}")
+                # Each stage's records in batches of their own: a backlog would go in one batch
+                # (see the REST sink's BACKLOG_RECORDS), one request of each signal, and the
+                # failures planned between two batches' requests would never come.
+                wf.flush()
         if before_end is not None:
             before_end()
 
