@@ -13,6 +13,7 @@ from workflow_traces.core.record import Record, RecordValues, as_record, get_ide
 
 __all__ = [
     "CONFIG_KEYS",
+    "SINGLE_KEYS",
     "NameDefaults",
     "exception_fields",
     "from_log_record",
@@ -23,6 +24,17 @@ __all__ = [
 
 #: Keys of ``extras`` that configure tracing rather than describe the run; they are not copied
 #: into each record's extras.
+#: A single trace's handler keys, read at the top level of extras and of the settings (see
+#: ``settings.effective``).
+SINGLE_KEYS = (
+    "buffer_size",
+    "flush_interval",
+    "queue_size",
+    "queue_bytes",
+    "overflow",
+    "block_timeout",
+    "level",
+)
 CONFIG_KEYS = frozenset(
     {
         "trace_type",
@@ -34,13 +46,7 @@ CONFIG_KEYS = frozenset(
         "path",
         "base_path",
         "db_path",
-        "buffer_size",
-        "flush_interval",
-        "queue_size",
-        "queue_bytes",
-        "overflow",
-        "block_timeout",
-        "level",
+        *SINGLE_KEYS,
         "profile",
     }
 )

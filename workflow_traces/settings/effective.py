@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow_traces.core.stdlib import SINGLE_KEYS
 from workflow_traces.errors import ConfigError
 from workflow_traces.settings.config import (
     DEFAULT_PATH_SETTINGS,
@@ -35,16 +36,6 @@ from workflow_traces.settings.sources import DEFAULT, EXTRAS, Origin
 __all__ = ["SINGLE_KEYS", "STAMPS", "Effective", "resolve"]
 
 STAMPS = ("workflow_name", "job_name", "stage_name", "environment")
-#: A single trace's handler keys, read at the top level of extras and of the settings.
-SINGLE_KEYS = (
-    "buffer_size",
-    "flush_interval",
-    "queue_size",
-    "queue_bytes",
-    "overflow",
-    "block_timeout",
-    "level",
-)
 _TOP = ("trace_type", "fail_silently", *STAMPS)
 _LOCATING = ("profile", "path", "sqlite_path", "env_file", "secrets_dir")
 #: Settings every sink takes unless it sets its own (read in ``settings.factory``).
