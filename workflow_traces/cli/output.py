@@ -17,7 +17,19 @@ from workflow_traces.store.jsonable import record_to_json
 from workflow_traces.store.tree import paint
 from workflow_traces.text import escape_terminal
 
-__all__ = ["LogWriter", "print_rows", "run_rows", "stdout", "use_colour"]
+__all__ = ["LogWriter", "command_failed", "print_rows", "run_rows", "stdout", "use_colour"]
+
+
+def command_failed(command: str, exc: BaseException) -> int:
+    """Say on stderr why ``workflow-traces <command>`` failed, escaped for the terminal, and
+    return its exit code (2). Our own errors (``TraceError``) say it all; others (the source or
+    a checkpoint went away meanwhile) are named by their type."""
+    from workflow_traces.errors import TraceError
+
+    text = str(exc) if isinstance(exc, TraceError) else f"{type(exc).__name__}: {exc}"
+    print(f"workflow-traces {command}: {escape_terminal(text)}", file=sys.stderr)
+    return 2
+
 
 _LEVEL_COLOURS = {"WARNING": "failed", "ERROR": "failed", "CRITICAL": "failed", "DEBUG": "skipped"}
 _CHUNK = 2000

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 from typing import Any
 
 from workflow_traces.errors import TraceError
@@ -53,15 +52,10 @@ def _prune(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             include_unfinished=args.include_unfinished,
         )
-    except TraceError as exc:
-        print(f"workflow-traces prune: {escape_terminal(str(exc))}", file=sys.stderr)
-        return 2
-    except (OSError, sqlite3.Error) as exc:  # the source or the checkpoint went away meanwhile
-        print(
-            f"workflow-traces prune: {escape_terminal(f'{type(exc).__name__}: {exc}')}",
-            file=sys.stderr,
-        )
-        return 2
+    except (TraceError, OSError, sqlite3.Error) as exc:  # OSError: the source went away
+        from workflow_traces.cli.output import command_failed
+
+        return command_failed("prune", exc)
     for line in result.lines():
         print(escape_terminal(line))
     return 0

@@ -83,15 +83,10 @@ def _ship(args: argparse.Namespace) -> int:
             state=args.state,
             progress=args.progress,
         )
-    except TraceError as exc:
-        print(f"workflow-traces ship: {escape_terminal(str(exc))}", file=sys.stderr)
-        return 2
-    except (OSError, sqlite3.Error) as exc:  # the source or the checkpoint went away meanwhile
-        print(
-            f"workflow-traces ship: {escape_terminal(f'{type(exc).__name__}: {exc}')}",
-            file=sys.stderr,
-        )
-        return 2
+    except (TraceError, OSError, sqlite3.Error) as exc:  # OSError: the source went away
+        from workflow_traces.cli.output import command_failed
+
+        return command_failed("ship", exc)
     code = 0
     for result in results:
         print(escape_terminal(result.summary()))
