@@ -39,22 +39,6 @@ def _rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _baseline(tmp: Path, n: int) -> float:
-    logger = logging.getLogger("bench.sustained.baseline")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
-    handler = logging.FileHandler(tmp / "baseline.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
-    logger.addHandler(handler)
-    start = time.perf_counter()
-    for i in range(n):
-        logger.info("processing item %d", i)
-    elapsed = time.perf_counter() - start
-    handler.close()
-    logger.removeHandler(handler)
-    return elapsed
-
-
 def _refused_url() -> str:
     """A URL on 127.0.0.1 whose port nobody listens on (connections are refused)."""
     with socket.socket() as sock:
@@ -66,12 +50,14 @@ def _refused_url() -> str:
 def child(kind: str, n: int) -> dict[str, Any]:
     """One run, in this (fresh) process."""
     logging.getLogger("workflow_traces").setLevel(logging.CRITICAL)  # the dead sink's reports
+    from run import baseline
+
     from workflow_traces import get_trace
     from workflow_traces.exporters.file import read_records
 
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        base = _baseline(tmp, n)
+        base = baseline(tmp, n=n)[0] * n / 1e6  # the stdlib FileHandler's seconds
         handlers: list[dict[str, Any]] = [{"type": "file", "path": str(tmp / "files")}]
         if kind == "multi":
             handlers.append({"type": "sqlite", "path": str(tmp / "t.db")})

@@ -63,14 +63,17 @@ def paired(tmp: Path, label: str, fn: Callable[[int], tuple[float, float]], base
     return row
 
 
-def baseline(tmp: Path, rep: int = 0, threads: int = 1) -> tuple[float, float]:
+def baseline(
+    tmp: Path, rep: int = 0, threads: int = 1, n: int | None = None
+) -> tuple[float, float]:
+    """The stdlib FileHandler on ``n`` records (default N): (caller us a record, records/s)."""
     logger = logging.getLogger(f"bench.baseline.{threads}.{rep}")
     logger.propagate = False
     logger.setLevel(logging.DEBUG)
     handler = logging.FileHandler(tmp / f"baseline-{threads}-{rep}.log")
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
     logger.addHandler(handler)
-    per_thread = N // threads
+    per_thread = (N if n is None else n) // threads
 
     def work() -> None:
         for i in range(per_thread):

@@ -102,11 +102,9 @@ class Channel:
         # The buffer's two bounds, records and bytes (see ``bounds``); ``_capacity`` is the
         # number of records they allow now, kept up to date under ``_space``.
         self._bounds = BufferBounds(capacity, queue_bytes)
-        self._capacity = self._bounds.capacity()
         self._asleep = True
         self._overflow = overflow
-        #: At this many queued records offer() drops at once ("drop" policy; never otherwise).
-        self._shed_at = self._capacity if overflow == "drop" else NO_LIMIT
+        self._closed = False
         self._block_timeout = block_timeout
         # A sleeping worker wakes every flush_interval, or early once the buffer is 15/16 full
         # (or holds about wake_bytes of big records), so a burst is absorbed without the worker
@@ -114,14 +112,18 @@ class Channel:
         # batch until the buffer is empty, and needs no waking: meanwhile callers append
         # straight up to the capacity (see _run).
         #: Below this many queued records an owner may append straight to the buffer (see
-        #: ``offer_all``); 0 once closed, so every offer takes the slow path.
-        self.wake_records = self._wake_at()
+        #: ``offer_all``); 0 once closed, so every offer takes the slow path. Set, with
+        #: ``_capacity`` and ``_shed_at``, by _set_limits.
+        self.wake_records = 0
+        self._capacity = 0
+        #: At this many queued records offer() drops at once ("drop" policy; never otherwise).
+        self._shed_at = NO_LIMIT
+        self._set_limits()
         self._wake_bytes = wake_bytes
-        #: Seconds (monotonic) before which a drop is not reported again (see _drop).
+        #: Seconds (monotonic) before which a drop is not reported again (see _report_drop).
         self._quiet_until = 0.0
         self._retry = retry or RetryPolicy()
         self.counters = SinkCounters(self.name)
-        self._closed = False
         self._deadline: float | None = None
         self._waiting: set[Marker] = set()
         #: Exporters that index plain value tuples skip the wrap into Record (see _take).
@@ -162,8 +164,7 @@ class Channel:
         self._dq.clear()  # the parent's records, which the parent writes
         self._bounds.reset()
         self._asleep = True
-        self._capacity = self._bounds.capacity()
-        self.wake_records = self._wake_at()
+        self._set_limits()
         self._init_runtime()
 
     # -- the caller's side ---------------------------------------------------------------------
@@ -176,7 +177,7 @@ class Channel:
             return
         if len(dq) >= self._shed_at:  # full under the "drop" policy: as cheap as can be
             self.counters.refused()
-            if time.monotonic() >= self._quiet_until:
+            if time.monotonic() >= self._quiet_until:  # _report_drop's check, without a call
                 self._report_drop()
             return
         self._offer_slow(rec)
@@ -188,9 +189,9 @@ class Channel:
         dq = self._dq
         queued = len(dq)
         size = rec[-1]
-        if queued >= self._capacity or (size >= _BIG and not self._bounds.admits_big(size, queued)):
+        if self._full_for(size, queued):
             if self._overflow == "drop" and not self._closed:
-                self.counters.drop(1)
+                self.counters.refused()
                 self._report_drop()
             else:
                 self._full(rec, self._overflow == "block")
@@ -220,6 +221,12 @@ class Channel:
         )
 
     # -- the buffer's bounds ---------------------------------------------------------------------
+    def _full_for(self, size: int, queued: int) -> bool:
+        """Whether a record of ``size`` finds no room beside ``queued`` records."""
+        return queued >= self._capacity or (
+            size >= _BIG and not self._bounds.admits_big(size, queued)
+        )
+
     def _wake_at(self) -> int:
         return max(1, int(self._capacity * _WAKE_FILL)) if self._capacity else 0
 
@@ -246,9 +253,7 @@ class Channel:
 
     def offer_nowait(self, rec: RecordValues) -> bool:
         """Queue ``rec`` if there is room now; False (nothing queued) when the buffer is full."""
-        if len(self._dq) >= self._capacity or (
-            rec[-1] >= _BIG and not self._bounds.admits_big(rec[-1], len(self._dq))
-        ):
+        if self._full_for(rec[-1], len(self._dq)):
             if self._overflow == "drop":
                 self._full(rec, False)
                 return True
