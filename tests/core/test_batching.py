@@ -15,7 +15,8 @@ import pytest
 
 from workflow_traces import SQLiteHandler, get_trace, open_store
 from workflow_traces.core.record import F_MESSAGE, F_SIZE, Record
-from workflow_traces.exporters.sqlite.handler import INSERT_COLUMNS, SQLiteExporter, _Inserts
+from workflow_traces.exporters.sqlite.handler import INSERT_COLUMNS, SQLiteExporter
+from workflow_traces.exporters.sqlite.rows import Statements
 from workflow_traces.pipeline.channel import Channel
 
 
@@ -129,17 +130,17 @@ def test_flush_markers_end_batches_and_each_flush_waits_for_its_own_records() ->
 def test_sqlite_statements_cover_every_batch_size_exactly_once(
     tmp_path: Path, rows: int, max_params: int
 ) -> None:
-    inserts = _Inserts(rows, max_params)
+    inserts = Statements(rows, max_params)
     width = len(INSERT_COLUMNS)
     most = min(rows, max_params // width)
-    assert max(inserts.sizes) == most
+    assert max(inserts.row_sizes) == most
     for n in [*range(1, 40), most - 1, most, most + 1, 3 * most + 5, 1600]:
         flat = list(range(n * width))
-        statements = inserts.statements(flat)
+        statements = inserts.rows(flat)
         assert [v for _, params in statements for v in params] == flat
         assert all(sql.count("(?") * width == len(p) == sql.count("?") for sql, p in statements)
         assert all(len(p) <= max_params for _, p in statements)
-        assert len({sql for sql, _ in statements}) <= len(inserts.sizes)
+        assert len({sql for sql, _ in statements}) <= len(inserts.row_sizes)
 
 
 def test_sqlite_writes_a_backlog_as_one_transaction_of_many_statements(tmp_path: Path) -> None:

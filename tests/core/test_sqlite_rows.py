@@ -1,0 +1,160 @@
+"""The SQLite sink's two statement forms (exporters/sqlite/rows.py) write the same rows.
+
+A stretch of records of one scope is written with its context bound once a statement (and its
+detail, when every row has the same); scopes that change every few records go row by row. Each
+test writes through the real exporter into a real SQLite file and reads every column back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workflow_traces.core import record as _record
+from workflow_traces.core.record import Record, RecordValues
+from workflow_traces.exporters.sqlite.handler import SQLiteExporter
+from workflow_traces.exporters.sqlite.rows import MIN_SHARED, Statements, flat_rows
+from workflow_traces.exporters.sqlite.schema import COLUMNS
+
+
+def _rec(i: int, *, span: str = "s1", line: int = 10, **fields: Any) -> RecordValues:
+    """A queued record as the trace path makes it: a plain tuple, the record id a counter."""
+    values: dict[str, Any] = {
+        "time_ns": 1_700_000_000_000_000_000 + i,
+        "level": "INFO",
+        "levelno": 20,
+        "message": f"m{i}",
+        "run_id": "run-1",
+        "parent_run_id": None,
+        "workflow_name": "wf",
+        "job_name": "job",
+        "stage_name": None,
+        "filename": "/src/flow.py",
+        "lineno": line,
+        "func_name": "step",
+        "process": 7,
+        "thread": 9,
+        "host": "h",
+        "record_id": 10**15 + i,
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": span,
+    }
+    values.update(fields)
+    return tuple(Record(**values))
+
+
+def _rows(db: Path) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        cols = ", ".join(COLUMNS)
+        return conn.execute(f"SELECT {cols} FROM trace_records ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+def _write(tmp_path: Path, name: str, batch: list[RecordValues], **kw: Any) -> list[Any]:
+    exporter = SQLiteExporter(tmp_path / f"{name}.db", **kw)
+    try:
+        exporter.export(batch)
+    finally:
+        exporter.shutdown()
+    return _rows(tmp_path / f"{name}.db")
+
+
+def _row_by_row(tmp_path: Path, batch: list[RecordValues]) -> list[Any]:
+    """The reference: every row bound column by column."""
+    db = tmp_path / "reference.db"
+    exporter = SQLiteExporter(db)
+    exporter.export(batch[:1])  # connects and makes the schema
+    conn = exporter._conn
+    assert conn is not None
+    statements = Statements(10_000, 32_766)
+    for sql, params in statements.rows(flat_rows(batch[1:])):
+        conn.execute(sql, params)
+    exporter.shutdown()
+    return _rows(db)
+
+
+def _forms(statements: list[tuple[str, list[Any]]]) -> list[str]:
+    return ["shared" if "SELECT" in sql else "rows" for sql, _ in statements]
+
+
+def test_one_scope_with_one_call_site_binds_context_and_detail_once(tmp_path: Path) -> None:
+    batch = [_rec(i) for i in range(256)]  # a power of two: one statement
+    statements = Statements(1600, 32_766).of(batch)
+    assert _forms(statements) == ["shared"]
+    (sql, params) = statements[0]
+    assert sql.count("(?,?,?,?)") == 256  # four values a row: id, time, level number, message
+    assert len(params) == 8 + 4 * 256
+    assert _write(tmp_path, "shared", batch) == _row_by_row(tmp_path, batch)
+
+
+def test_rows_with_different_details_bind_theirs(tmp_path: Path) -> None:
+    batch = [
+        _rec(i, line=i % 7, thread=i % 3, extras={"i": i} if i % 5 else None) for i in range(200)
+    ]
+    statements = Statements(1600, 32_766).of(batch)
+    assert set(_forms(statements)) == {"shared"}
+    assert sum(sql.count("(?,?,?,?,?)") for sql, _ in statements) == 200
+    got = _write(tmp_path, "details", batch)
+    assert got == _row_by_row(tmp_path, batch)
+    assert [r[COLUMNS.index("lineno")] for r in got] == [i % 7 for i in range(200)]
+
+
+def test_long_stretches_of_several_scopes_are_shared_statements_in_order(tmp_path: Path) -> None:
+    spans = ["a"] * 100 + ["b"] * 80 + ["a"] * 70
+    batch = [_rec(i, span=s) for i, s in enumerate(spans)]
+    statements = Statements(1600, 32_766).of(batch)
+    assert _forms(statements).count("shared") == len(statements) >= 3
+    got = _write(tmp_path, "stretches", batch)
+    assert got == _row_by_row(tmp_path, batch)
+    assert [r[COLUMNS.index("span_id")] for r in got] == spans
+
+
+def test_scopes_changing_every_few_records_go_row_by_row(tmp_path: Path) -> None:
+    batch = [_rec(i, span=f"s{i // 3}", kind="event" if i % 3 == 0 else "log") for i in range(90)]
+    assert set(_forms(Statements(1600, 32_766).of(batch))) == {"rows"}
+    assert _write(tmp_path, "mixed", batch) == _row_by_row(tmp_path, batch)
+
+
+def test_whole_record_ids_and_missing_context_are_written_as_row_by_row_does(
+    tmp_path: Path,
+) -> None:
+    """Records from other ways in carry whole ids (text); missing ids are stored as "" and read
+    back as NULL, in both forms."""
+    batch = [
+        _rec(i, workflow_name=None, trace_id=None, span_id=None, record_id=f"whole-{i}")
+        if i % 2
+        else _rec(i, workflow_name=None, trace_id=None, span_id=None)
+        for i in range(MIN_SHARED * 2)
+    ]
+    assert set(_forms(Statements(1600, 32_766).of(batch))) == {"shared"}
+    got = _write(tmp_path, "ids", batch)
+    assert got == _row_by_row(tmp_path, batch)
+    ids = [r[COLUMNS.index("record_id")] for r in got]
+    assert ids[1] == "whole-1" and ids[0] == f"{_record._id_prefix}{10**15}"
+    assert {r[COLUMNS.index("trace_id")] for r in got} == {None}
+
+
+@pytest.mark.parametrize("max_params", [999, 100])
+def test_shared_statements_keep_within_sqlites_parameter_limit(
+    tmp_path: Path, max_params: int
+) -> None:
+    statements = Statements(1600, max_params)
+    for n in (1, 2, 3, 64, 255, 1000):
+        for batch in ([_rec(i) for i in range(n)], [_rec(i, line=i) for i in range(n)]):
+            written = statements.of(batch)
+            assert all(len(p) <= max_params for _, p in written)
+            assert sum(sql.count("(?") for sql, _ in written) == n  # each row once
+
+
+def test_text_that_utf8_cannot_hold_is_escaped_in_the_shared_form(tmp_path: Path) -> None:
+    batch = [_rec(i, message="bad \ud800 text" if i == 5 else f"m{i}") for i in range(100)]
+    assert set(_forms(Statements(1600, 32_766).of(batch))) == {"shared"}
+    got = _write(tmp_path, "surrogates", batch)
+    messages = [r[COLUMNS.index("message")] for r in got]
+    assert len(messages) == 100 and messages[4] == "m4"
+    assert "\ud800" not in messages[5] and messages[5].startswith("bad ")

@@ -1,0 +1,217 @@
+"""A batch's rows as ``INSERT`` statements for the SQLite sink, every value a bound parameter.
+
+The sink's worker holds the GIL while it builds the parameters and while the sqlite3 module
+binds them, and that time is taken from the caller and from the other sinks. So there are two
+statement forms, and the cheaper one is used whenever it fits:
+
+- **Shared context** (the common case): consecutive records of one scope have the same run id,
+  parent run id, workflow name, kind, trace id and span id. A stretch of such records is one
+  statement that binds those six values once, and per row only what changes: the record id's
+  counter, time, level number, message and detail. SQLite joins this process's id prefix to the
+  counter in its own code, without the GIL. Five
+  values a row instead of eleven cost the worker a third less GIL (measured).
+- **Row by row**: a batch whose scopes change every few records binds all eleven columns of
+  each row in one multi-row ``VALUES`` statement.
+
+Not ``executemany``: it releases and retakes the GIL around every row, and while another thread
+(the file sink's worker, the caller) holds the GIL, each retake waits for the interpreter's
+switch interval. One statement of many rows takes the GIL once to bind and releases it once for
+SQLite's work, which then runs beside the other threads.
+
+Statements come in sizes of powers of two below the largest (fewer rows when SQLite allows
+fewer parameters), so the connection's statement cache holds every shape used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain, compress, pairwise
+from operator import itemgetter, ne
+from typing import Any
+
+import orjson
+
+from workflow_traces.core import record as _record
+from workflow_traces.core.record import (
+    F_KIND,
+    F_LEVELNO,
+    F_MESSAGE,
+    F_PARENT_RUN_ID,
+    F_RECORD_ID,
+    F_RUN_ID,
+    F_SPAN_ID,
+    F_TIME_NS,
+    F_TRACE_ID,
+    F_WORKFLOW_NAME,
+    Record,
+    RecordValues,
+)
+from workflow_traces.exporters.encode import clean_text, dumps
+from workflow_traces.exporters.sqlite.schema import DETAIL_FIELDS, INSERT_COLUMNS
+
+__all__ = ["Statements", "flat_rows"]
+
+_INSERT_INTO = f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) "
+_WIDTH = len(INSERT_COLUMNS)
+_ROW = "(" + ",".join("?" for _ in INSERT_COLUMNS) + ")"
+
+#: The shared form's values bound once a statement, in the order of their ``?N`` numbers: the
+#: six context columns, this process's record id prefix (``?7``) and, when every row of the
+#: stretch has the same detail, that detail (``?8``).
+_SHARED_FIELDS = (F_RUN_ID, F_PARENT_RUN_ID, F_WORKFLOW_NAME, F_KIND, F_TRACE_ID, F_SPAN_ID)
+_SHARED_OF = itemgetter(*_SHARED_FIELDS)
+assert [INSERT_COLUMNS[4:10][i] for i in range(6)] == [Record._fields[f] for f in _SHARED_FIELDS], (
+    "the shared form's ?1..?6 follow INSERT_COLUMNS"
+)
+# The select lists, in INSERT_COLUMNS order. A plain tuple's record id is its counter alone
+# (see core.record); a Record's is whole already.
+_SELECT = (
+    "SELECT CASE WHEN typeof(column1) = 'integer' THEN ?7 || column1 ELSE column1 END,"
+    " column2, column3, column4, ?1, ?2, ?3, ?4, ?5, ?6, {detail} FROM (VALUES "
+)
+#: Per row, the shared form binds the record id, time, level number and message, and the
+#: detail unless the stretch shares one.
+_ROW_OF = itemgetter(F_RECORD_ID, F_TIME_NS, F_LEVELNO, F_MESSAGE)
+#: A stretch of one context shorter than this goes row by row: each statement is one more
+#: release and retake of the GIL.
+MIN_SHARED = 64
+
+#: A record's DETAIL_FIELDS, in order.
+_detail_of = itemgetter(*(Record._fields.index(name) for name in DETAIL_FIELDS))
+_id_of = itemgetter(F_RECORD_ID)
+_time_of = itemgetter(F_TIME_NS)
+_levelno_of = itemgetter(F_LEVELNO)
+_message_of = itemgetter(F_MESSAGE)
+_decode = bytes.decode
+_dumps = orjson.dumps
+
+
+def _details(batch: Sequence[RecordValues]) -> list[str] | str:
+    """Each record's detail column, JSON text (in C, through map), or the one text when every
+    record's detail is the same (records from one call site on one thread, as in a loop).
+    Decoded as soon as each is made: orjson's bytes are allocated outside Python's small-object
+    allocator, and keeping a batch of them alive costs several times the encoding (measured)."""
+    details = list(map(_detail_of, batch))
+    try:
+        if details and details[-1] == details[0] and details.count(details[0]) == len(details):
+            return _decode(_dumps(details[0]))
+        return list(map(_decode, map(_dumps, details)))
+    except (TypeError, RecursionError):  # odd extras: encode each row the safe way
+        return [dumps(detail).decode("utf-8") for detail in details]
+
+
+def flat_rows(batch: Sequence[RecordValues]) -> list[Any]:
+    """``batch``'s rows as one flat list of INSERT_COLUMNS values, row after row (the row by
+    row form). Missing parent run id, workflow name, trace and span ids are stored as "" (the
+    sqlite3 module binds None through a slower path); the view gives them back as NULL."""
+    details = _details(batch)
+    if isinstance(details, str):
+        details = [details] * len(batch)
+    params: list[Any] = []
+    extend = params.extend
+    prefix = _record._id_prefix
+    for rec, detail in zip(batch, details, strict=True):
+        rid = rec[F_RECORD_ID]
+        extend(
+            (
+                prefix + str(rid) if type(rid) is int else rid,
+                rec[F_TIME_NS],
+                rec[F_LEVELNO],
+                rec[F_MESSAGE],
+                rec[F_RUN_ID],
+                rec[F_PARENT_RUN_ID] or "",
+                rec[F_WORKFLOW_NAME] or "",
+                rec[F_KIND],
+                rec[F_TRACE_ID] or "",
+                rec[F_SPAN_ID] or "",
+                detail,
+            )
+        )
+    return params
+
+
+def _stretches(batch: Sequence[RecordValues]) -> list[tuple[int, int]] | None:
+    """``batch`` cut where the shared context changes, as (start, end) pairs; None when the
+    stretches are too short on average for the shared form to pay."""
+    context = list(map(_SHARED_OF, batch))
+    n = len(context)
+    if context.count(context[0]) == n:  # one scope's records: the common case, in C
+        return [(0, n)]
+    cuts = list(compress(range(1, n), map(ne, context[1:], context[:-1])))
+    if (len(cuts) + 1) * MIN_SHARED > n:
+        return None
+    bounds = [0, *cuts, n]
+    return list(pairwise(bounds))
+
+
+class Statements:
+    """The statements that write a batch: shared-context statements where stretches of one
+    scope are long, else row by row ones; at most ``rows`` rows each, and no more parameters
+    than ``max_params``."""
+
+    def __init__(self, rows: int, max_params: int) -> None:
+        self.row_sizes = _sizes(max(1, min(rows, max_params // _WIDTH)))
+        self._row_sql = {n: _INSERT_INTO + "VALUES " + ",".join([_ROW] * n) for n in self.row_sizes}
+        #: The shared forms by how many values a row binds: 5, or 4 when the detail is shared.
+        self._shared: dict[int, tuple[list[int], dict[int, str]]] = {}
+        self._shared_fits = (max_params - 8) // 5 >= MIN_SHARED
+        for width, detail in ((5, "column5"), (4, "?8")):
+            sizes = _sizes(max(1, min(rows, (max_params - 8) // width)))
+            head = _INSERT_INTO + _SELECT.format(detail=detail)
+            marks = "(" + ",".join("?" * width) + ")"
+            self._shared[width] = (sizes, {n: head + ",".join([marks] * n) + ")" for n in sizes})
+
+    def of(self, batch: Sequence[RecordValues]) -> list[tuple[str, list[Any]]]:
+        """(sql, parameters) pairs that write ``batch``, in order."""
+        stretches = _stretches(batch) if batch and self._shared_fits else None
+        if stretches is None:
+            return self.rows(flat_rows(batch))
+        out: list[tuple[str, list[Any]]] = []
+        for start, end in stretches:
+            part = batch[start:end]
+            shared = [v if v is not None else "" for v in _SHARED_OF(part[0])]
+            shared.append(_record._id_prefix)
+            details = _details(part)
+            if isinstance(details, str):
+                shared.append(details)
+                values = list(chain.from_iterable(map(_ROW_OF, part)))
+                width = 4
+            else:
+                columns = (map(_id_of, part), map(_time_of, part), map(_levelno_of, part))
+                rows = zip(*columns, map(_message_of, part), details, strict=True)
+                values, width = list(chain.from_iterable(rows)), 5
+            sizes, sql = self._shared[width]
+            out.extend(_cut(values, width, sizes, sql, shared))
+        return out
+
+    def rows(self, params: list[Any]) -> list[tuple[str, list[Any]]]:
+        """``params`` (rows of INSERT_COLUMNS values, flat) as row by row statements."""
+        return _cut(params, _WIDTH, self.row_sizes, self._row_sql, [])
+
+    @staticmethod
+    def cleaned(statements: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
+        """``statements`` with text that is not valid UTF-8 (lone surrogates) escaped."""
+        return [
+            (sql, [clean_text(v) if isinstance(v, str) else v for v in params])
+            for sql, params in statements
+        ]
+
+
+def _sizes(most: int) -> list[int]:
+    """``most`` and the powers of two below it, largest first."""
+    return sorted({most} | {1 << i for i in range(most.bit_length()) if 1 << i < most})[::-1]
+
+
+def _cut(
+    values: list[Any], width: int, sizes: list[int], sql: dict[int, str], shared: list[Any]
+) -> list[tuple[str, list[Any]]]:
+    """``values`` (rows of ``width`` values, flat) in statements of the given sizes, largest
+    first, each starting with the ``shared`` values."""
+    out: list[tuple[str, list[Any]]] = []
+    start, total = 0, len(values) // width
+    for n in sizes:
+        while total - start >= n:
+            part = values[start * width : (start + n) * width]
+            out.append((sql[n], shared + part if shared else part))
+            start += n
+    return out
