@@ -158,3 +158,32 @@ def test_text_that_utf8_cannot_hold_is_escaped_in_the_shared_form(tmp_path: Path
     messages = [r[COLUMNS.index("message")] for r in got]
     assert len(messages) == 100 and messages[4] == "m4"
     assert "\ud800" not in messages[5] and messages[5].startswith("bad ")
+
+
+def test_the_write_ahead_log_is_copied_on_a_thread_of_its_own(tmp_path: Path) -> None:
+    """The worker nudges the checkpointer every CHECKPOINT_ROWS rows; the checkpointer copies
+    the log into the database file while the worker goes on, and stops when the sink does."""
+    import threading
+    import time
+
+    from workflow_traces.exporters.sqlite.checkpoint import BACKSTOP_PAGES, CHECKPOINT_ROWS
+
+    db = tmp_path / "t.db"
+    exporter = SQLiteExporter(db)
+    n = 1600 * (CHECKPOINT_ROWS // 1600 + 2)
+    for start in range(0, n, 1600):
+        exporter.export([_rec(i) for i in range(start, start + 1600)])
+    conn = exporter._conn
+    checkpointer = exporter._checkpointer
+    assert conn is not None and checkpointer is not None
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    deadline = time.monotonic() + 30
+    while checkpointer.runs == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert checkpointer.runs >= 1
+    # The database file itself now holds the rows' pages (before, only the log did).
+    assert db.stat().st_size > 1_000_000
+    exporter.shutdown()
+    assert not [t for t in threading.enumerate() if t.name.startswith("workflow-traces:checkpoint")]
+    assert not (tmp_path / "t.db-wal").exists()  # the last connection's close took the rest
+    assert len(_rows(db)) == n

@@ -17,6 +17,11 @@ from typing import Any
 from workflow_traces.core.record import RecordValues
 from workflow_traces.errors import ConfigError
 from workflow_traces.exporters.base import Exporter
+from workflow_traces.exporters.sqlite.checkpoint import (
+    BACKSTOP_PAGES,
+    CHECKPOINT_ROWS,
+    Checkpointer,
+)
 from workflow_traces.exporters.sqlite.rows import Statements
 from workflow_traces.exporters.sqlite.schema import (
     COLUMNS,
@@ -73,7 +78,8 @@ def _execute(conn: sqlite3.Connection, writes: list[tuple[str, list[Any]]]) -> N
 
 
 class SQLiteExporter(Exporter):
-    """Inserts batches into one SQLite database, one transaction a batch.
+    """Inserts batches into one SQLite database, one transaction a batch; the write-ahead
+    log is copied into the database on a thread of its own (see ``checkpoint``).
 
     ``batch`` is the sink's ``buffer_size``: records per transaction. A backlog comes up to
     ``group`` batches at a time, committed together and bound as one statement, so the worker
@@ -91,6 +97,8 @@ class SQLiteExporter(Exporter):
         self._conn: sqlite3.Connection | None = None
         self._ident: tuple[int, int] | None = None
         self._statements: Statements | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._unchecked = 0  # rows written since the checkpointer was last nudged
 
     def _file_ident(self) -> tuple[int, int] | None:
         try:
@@ -103,10 +111,11 @@ class SQLiteExporter(Exporter):
         if self._conn is not None and self._file_ident() != self._ident:
             # The database file was deleted or replaced: rows written through the old
             # connection would vanish without an error. Connect again (or fail, and report).
-            self._conn.close()
-            self._conn = None
+            self._close()
         if self._conn is None:
             self._conn = connect(self.path)
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+            self._checkpointer = Checkpointer(self.path, BUSY_TIMEOUT_S)
             self._ident = self._file_ident()
             limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
             self._statements = Statements(self._rows, limit)
@@ -118,14 +127,26 @@ class SQLiteExporter(Exporter):
         except UnicodeEncodeError:
             # Rare: some text holds lone surrogates. Escape them and write the batch again.
             _execute(conn, Statements.cleaned(writes))
+        self._unchecked += len(batch)
+        if self._unchecked >= CHECKPOINT_ROWS and self._checkpointer is not None:
+            self._unchecked = 0
+            self._checkpointer.nudge()
 
-    def shutdown(self) -> None:
+    def _close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close(timeout=1.0)
+            self._checkpointer = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
+    def shutdown(self) -> None:
+        self._close()
+
     def after_fork(self) -> None:
-        self._conn = None  # the parent's connection must not be used (or closed) here
+        # The parent's connection and checkpointer thread must not be used (or closed) here.
+        self._conn = None
+        self._checkpointer = None
 
 
 def _prepare_db(path: str | os.PathLike[str], field: str) -> Path:
