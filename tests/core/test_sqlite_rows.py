@@ -187,3 +187,19 @@ def test_the_write_ahead_log_is_copied_on_a_thread_of_its_own(tmp_path: Path) ->
     assert not [t for t in threading.enumerate() if t.name.startswith("workflow-traces:checkpoint")]
     assert not (tmp_path / "t.db-wal").exists()  # the last connection's close took the rest
     assert len(_rows(db)) == n
+
+
+class _Unequal:
+    """An extras value whose == raises, as a numpy array's truth value does."""
+
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("the truth value of an array is ambiguous")
+
+    __hash__ = object.__hash__
+
+
+def test_extras_whose_comparison_raises_are_stored_safely(tmp_path: Path) -> None:
+    batch = [_rec(i, extras={"value": _Unequal()}) for i in range(100)]
+    got = _write(tmp_path, "unequal", batch)
+    assert len(got) == 100
+    assert all("_Unequal object" in r[COLUMNS.index("extras")] for r in got)  # its repr

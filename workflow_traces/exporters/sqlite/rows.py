@@ -55,33 +55,46 @@ _INSERT_INTO = f"INSERT OR IGNORE INTO traces ({', '.join(INSERT_COLUMNS)}) "
 _WIDTH = len(INSERT_COLUMNS)
 _ROW = "(" + ",".join("?" for _ in INSERT_COLUMNS) + ")"
 
-#: The shared form's values bound once a statement, in the order of their ``?N`` numbers: the
-#: six context columns, this process's record id prefix (``?7``) and, when every row of the
-#: stretch has the same detail, that detail (``?8``).
-_SHARED_FIELDS = (F_RUN_ID, F_PARENT_RUN_ID, F_WORKFLOW_NAME, F_KIND, F_TRACE_ID, F_SPAN_ID)
-_SHARED_OF = itemgetter(*_SHARED_FIELDS)
-assert [INSERT_COLUMNS[4:10][i] for i in range(6)] == [Record._fields[f] for f in _SHARED_FIELDS], (
-    "the shared form's ?1..?6 follow INSERT_COLUMNS"
-)
-# The select lists, in INSERT_COLUMNS order. A plain tuple's record id is its counter alone
-# (see core.record); a Record's is whole already.
-_SELECT = (
-    "SELECT CASE WHEN typeof(column1) = 'integer' THEN ?7 || column1 ELSE column1 END,"
-    " column2, column3, column4, ?1, ?2, ?3, ?4, ?5, ?6, {detail} FROM (VALUES "
-)
-#: Per row, the shared form binds the record id, time, level number and message, and the
-#: detail unless the stretch shares one.
-_ROW_OF = itemgetter(F_RECORD_ID, F_TIME_NS, F_LEVELNO, F_MESSAGE)
+#: The shared form binds these columns once a statement, as ``?1`` to ``?6``, then this
+#: process's record id prefix (``?7``) and, when every row of the stretch has the same detail,
+#: that detail (``?8``). Each row binds the others, in INSERT_COLUMNS order: the record id, time,
+#: level number and message, and the detail unless it is shared.
+_SHARED_COLUMNS = ("run_id", "parent_run_id", "workflow_name", "kind", "trace_id", "span_id")
+_SHARED_OF = itemgetter(*(Record._fields.index(name) for name in _SHARED_COLUMNS))
+_PER_ROW = tuple(c for c in INSERT_COLUMNS if c not in _SHARED_COLUMNS)
+_ROW_OF = itemgetter(*(Record._fields.index(name) for name in _PER_ROW if name != "detail"))
+
+
+def _select(shared_detail: bool) -> str:
+    """The shared form's select list over ``VALUES`` rows (their columns are named column1,
+    column2, ...). A plain tuple's record id is its counter alone (see core.record), joined to
+    the prefix here; a Record's is whole already."""
+    own = [c for c in _PER_ROW if not (shared_detail and c == "detail")]
+    parts = []
+    for name in INSERT_COLUMNS:
+        if name in _SHARED_COLUMNS:
+            parts.append(f"?{_SHARED_COLUMNS.index(name) + 1}")
+        elif name == "detail" and shared_detail:
+            parts.append("?8")
+        else:
+            value = f"column{own.index(name) + 1}"
+            if name == "record_id":
+                value = f"CASE WHEN typeof({value}) = 'integer' THEN ?7 || {value} ELSE {value} END"
+            parts.append(value)
+    return f"SELECT {', '.join(parts)} FROM (VALUES "  # noqa: S608 - our column names only
+
+
 #: A stretch of one context shorter than this goes row by row: each statement is one more
 #: release and retake of the GIL.
 MIN_SHARED = 64
 
 #: A record's DETAIL_FIELDS, in order.
 _detail_of = itemgetter(*(Record._fields.index(name) for name in DETAIL_FIELDS))
-_id_of = itemgetter(F_RECORD_ID)
-_time_of = itemgetter(F_TIME_NS)
-_levelno_of = itemgetter(F_LEVELNO)
-_message_of = itemgetter(F_MESSAGE)
+#: Each of a row's own values but the detail, one getter a column (the rows are zipped with
+#: their details).
+_ROW_COLUMNS = tuple(
+    itemgetter(Record._fields.index(name)) for name in _PER_ROW if name != "detail"
+)
 _decode = bytes.decode
 _dumps = orjson.dumps
 
@@ -93,7 +106,15 @@ def _details(batch: Sequence[RecordValues]) -> list[str] | str:
     allocator, and keeping a batch of them alive costs several times the encoding (measured)."""
     details = list(map(_detail_of, batch))
     try:
-        if details and details[-1] == details[0] and details.count(details[0]) == len(details):
+        same = (
+            bool(details)
+            and details[-1] == details[0]
+            and details.count(details[0]) == len(details)
+        )
+    except Exception:  # extras whose == raises (an array, say): compare no further
+        same = False
+    try:
+        if same:
             return _decode(_dumps(details[0]))
         return list(map(_decode, map(_dumps, details)))
     except (TypeError, RecursionError):  # odd extras: encode each row the safe way
@@ -155,9 +176,9 @@ class Statements:
         #: The shared forms by how many values a row binds: 5, or 4 when the detail is shared.
         self._shared: dict[int, tuple[list[int], dict[int, str]]] = {}
         self._shared_fits = (max_params - 8) // 5 >= MIN_SHARED
-        for width, detail in ((5, "column5"), (4, "?8")):
+        for width, shared_detail in ((len(_PER_ROW), False), (len(_PER_ROW) - 1, True)):
             sizes = _sizes(max(1, min(rows, (max_params - 8) // width)))
-            head = _INSERT_INTO + _SELECT.format(detail=detail)
+            head = _INSERT_INTO + _select(shared_detail)
             marks = "(" + ",".join("?" * width) + ")"
             self._shared[width] = (sizes, {n: head + ",".join([marks] * n) + ")" for n in sizes})
 
@@ -175,11 +196,10 @@ class Statements:
             if isinstance(details, str):
                 shared.append(details)
                 values = list(chain.from_iterable(map(_ROW_OF, part)))
-                width = 4
             else:
-                columns = (map(_id_of, part), map(_time_of, part), map(_levelno_of, part))
-                rows = zip(*columns, map(_message_of, part), details, strict=True)
-                values, width = list(chain.from_iterable(rows)), 5
+                columns = [map(column, part) for column in _ROW_COLUMNS]
+                values = list(chain.from_iterable(zip(*columns, details, strict=True)))
+            width = len(_PER_ROW) - isinstance(details, str)
             sizes, sql = self._shared[width]
             out.extend(_cut(values, width, sizes, sql, shared))
         return out
