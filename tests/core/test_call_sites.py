@@ -110,3 +110,39 @@ def test_a_scoped_trace_names_the_line_and_stamps_its_scope(tmp_path: Path) -> N
         assert [(r.stage_name, r.func_name) for r in outer] == [
             ("st", "test_a_scoped_trace_names_the_line_and_stamps_its_scope")
         ]
+
+
+def test_call_sites_far_into_long_code_keep_their_own_lines(tmp_path: Path) -> None:
+    """Lines far into a function are looked up by code object and offset (core.lines): each
+    call site still gets its own line, also two functions' calls at the same offset, and a
+    function made again at the same address."""
+    from workflow_traces import get_trace
+    from workflow_traces.core.lines import NEAR
+
+    trace = get_trace("far-lines", extras={"trace_type": "sqlite", "path": str(tmp_path / "t.db")})
+    padding = "".join(f"    x{i} = {i}\n" for i in range(200))
+
+    def make(name: str, skip: int) -> Any:
+        # A function whose log calls sit after `padding` (far past NEAR bytes of code),
+        # ``skip`` blank lines further down in each made function, at the same offsets.
+        source = f"def {name}(trace):\n{padding}" + "\n" * skip
+        source += "    trace.info('a')\n    for i in range(3):\n        trace.info('b')\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, f"<{name}>", "exec"), namespace)
+        return namespace[name]
+
+    first, second = make("first", 0), make("second", 5)
+    assert first.__code__.co_code == second.__code__.co_code  # the same offsets, other lines
+    assert len(first.__code__.co_code) > NEAR
+    for fn in (first, second, first):
+        fn(trace)
+    again = make("first", 9)  # a new code object, perhaps where an old one was
+    again(trace)
+    trace.close()
+    with open_store(tmp_path / "t.db") as store:
+        got = [(r.func_name, r.message, r.lineno) for r in store.get_run("far-lines").records]
+    a, b = 202, 204  # the lines of trace.info('a') and trace.info('b') after the padding
+    expected = []
+    for name, skip in (("first", 0), ("second", 5), ("first", 0), ("first", 9)):
+        expected += [(name, "a", a + skip)] + [(name, "b", b + skip)] * 3
+    assert got == expected

@@ -18,6 +18,7 @@ from urllib.parse import ParseResult, urlparse
 
 from workflow_traces.core import record as _record
 from workflow_traces.core.context import _EMPTY, _SCOPE, active_trace, child_span
+from workflow_traces.core.lines import NEAR, far_line
 from workflow_traces.core.propagation import join_inherited
 from workflow_traces.core.record import (
     F_SPAN_ID,
@@ -46,7 +47,6 @@ _scope_get = _SCOPE.get
 
 ExcFields = tuple[str | None, str | None, str | None]
 
-
 #: A level's log call: (trace, message, _is_err, _exc, stacklevel, _queue) -> the record's
 #: values without _queue, None with it.
 _LogCall = Callable[..., Any]
@@ -68,8 +68,7 @@ def _log_call(levelno: int) -> _LogCall:
     tests/core/test_fan_out.py checks that the two reach the same sinks the same way. Sinks'
     buffers hold plain tuples: the garbage collector stops tracking a tuple of plain values,
     but never a tuple subclass, and re-scanning every queued Record cost the caller more than
-    building it. Workers index the tuples, or make Records (``as_record``). A level below the
-    trace's queues nothing.
+    building it. Workers index the tuples, or make Records (``as_record``).
     """
     level = level_name(levelno)
 
@@ -85,6 +84,7 @@ def _log_call(levelno: int) -> _LogCall:
             return None
         frame = _getframe(stacklevel)
         code = frame.f_code
+        lasti = frame.f_lasti
         sc = _scope_get()
         if sc is _EMPTY:
             wf, job, stage = self._names
@@ -107,7 +107,7 @@ def _log_call(levelno: int) -> _LogCall:
             job,
             stage,
             code.co_filename,
-            frame.f_lineno,
+            frame.f_lineno if lasti < NEAR else far_line(frame, code, lasti),  # see core.lines
             code.co_name,
             _record._pid,
             get_ident(),
