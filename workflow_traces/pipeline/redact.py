@@ -141,12 +141,23 @@ class Redactor:
         #: The pre-check's strings when every pattern is a default one, else None (then the
         #: batch's joined messages are searched with the regex itself).
         self._markers: tuple[str, ...] | None = None
-        self._underscored: tuple[str, ...] = ()
+        self._underscored: tuple[tuple[str, tuple[str, ...]], ...] = ()
         if all(p in _DEFAULTS for p in self.patterns):
             markers = tuple(dict.fromkeys(m for p in self.patterns for m in _DEFAULTS[p]))
-            # Most markers hold "_": one scan for it spares theirs in text without any.
+            # Most markers hold "_": one scan for it spares theirs in text without any. Text
+            # with "_" (snake_case names are common) is scanned once per group of markers that
+            # share their first two characters (the GitHub tokens' "gh", Stripe's "k_"), and
+            # for the group's markers only where that pair occurs: each scan reads the whole
+            # batch's text.
             self._markers = tuple(m for m in markers if "_" not in m)
-            self._underscored = tuple(m for m in markers if "_" in m)
+            groups: dict[str, list[str]] = {}
+            for m in markers:
+                if "_" in m:
+                    groups.setdefault(m[:2], []).append(m)
+            self._underscored = tuple(
+                (head if len(group) > 1 else group[0], tuple(group))
+                for head, group in groups.items()
+            )
         #: Keys seen and whether they are sensitive; keys repeat, so each is judged once.
         self._judged: dict[str, bool] = {}
 
@@ -172,7 +183,9 @@ class Redactor:
         """The markers in ``low`` (lowercased text)."""
         found = [m for m in self._markers or () if m in low]
         if "_" in low:
-            found.extend(m for m in self._underscored if m in low)
+            for head, group in self._underscored:
+                if head in low:
+                    found.extend(m for m in group if m in low)
         return found
 
     # -- extras --------------------------------------------------------------------------------
