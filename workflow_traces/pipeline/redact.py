@@ -248,28 +248,28 @@ class Redactor:
         if not self.patterns and not self.keys:
             return batch
         work = set(self._candidates(batch) if self.patterns else _NONE)  # None: every record
-        extras_col = list(map(_extras, batch))
-        present = list(filter(None, extras_col))
         redacted: dict[int, Any] = {}
-        if present:
+        if any(map(_extras, batch)):  # most batches have none: one pass, stopped at the first
+            extras_col = list(map(_extras, batch))
+            present = list(filter(None, extras_col))
             for key, extras in dict(zip(map(id, present), present, strict=True)).items():
                 done = self.mapping(extras) if isinstance(extras, dict) else extras
                 if done is not extras:
                     redacted[key] = done
             if redacted:
                 work.update(i for i, e in enumerate(extras_col) if id(e) in redacted)
-        n = len(batch)
-        exc_col = list(map(_exc_message, batch))
-        tb_col = list(map(_exc_traceback, batch))
-        if self.patterns and (exc_col.count(None) != n or tb_col.count(None) != n):
-            work.update(i for i in range(n) if exc_col[i] is not None or tb_col[i] is not None)
+        # Exception text (none in most batches; empty text holds nothing to redact).
+        if self.patterns and (any(map(_exc_message, batch)) or any(map(_exc_traceback, batch))):
+            exc_col = list(map(_exc_message, batch))
+            tb_col = list(map(_exc_traceback, batch))
+            work.update(i for i, (m, tb) in enumerate(zip(exc_col, tb_col, strict=True)) if m or tb)
         if not work:
             return batch
         out = list(batch)
         for i in sorted(work):
             rec = batch[i]
-            extras = redacted.get(id(extras_col[i]), extras_col[i])
-            out[i] = self._changed(rec, extras)
+            extras = rec[F_EXTRAS]
+            out[i] = self._changed(rec, redacted.get(id(extras), extras))
         return out
 
     def _changed(self, rec: RecordValues, extras: Any) -> RecordValues:
