@@ -203,3 +203,16 @@ def test_extras_whose_comparison_raises_are_stored_safely(tmp_path: Path) -> Non
     got = _write(tmp_path, "unequal", batch)
     assert len(got) == 100
     assert all("_Unequal object" in r[COLUMNS.index("extras")] for r in got)  # its repr
+
+
+def test_the_checkpointer_never_makes_a_database_file(tmp_path: Path) -> None:
+    """Nudged after the database was removed, the checkpointer does not create an empty file
+    there (the writer makes it again, with its schema, on its next batch)."""
+    from workflow_traces.exporters.sqlite.checkpoint import Checkpointer
+
+    db = tmp_path / "gone.db"
+    checkpointer = Checkpointer(db, busy_timeout=1.0)
+    checkpointer.nudge()
+    checkpointer.close(timeout=5)
+    assert not db.exists()
+    assert checkpointer.runs == 0

@@ -60,7 +60,10 @@ class Checkpointer:
     def _run(self) -> None:
         conn = None
         try:
-            conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None)
+            # mode=rw: never create the file (it may have been removed since the writer opened
+            # it; the writer makes it again, with its schema).
+            uri = self.path.absolute().as_uri() + "?mode=rw"
+            conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout, isolation_level=None)
             while True:
                 self._due.wait()
                 self._due.clear()

@@ -10,7 +10,7 @@ statement forms, and the cheaper one is used whenever it fits:
   counter, time, level number, message and detail (the detail too is bound once when every row
   of the stretch has the same, as a loop's lines do). SQLite joins this process's id prefix to
   the counter in its own code, without the GIL. Building and binding four or five values a row
-  instead of eleven cost the worker 30–40% less (measured).
+  instead of eleven cost the worker 30 to 40% less (measured).
 - **Row by row**: a batch whose scopes change every few records binds all eleven columns of
   each row in one multi-row ``VALUES`` statement.
 
