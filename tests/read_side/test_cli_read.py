@@ -215,14 +215,18 @@ def test_follow_ends_quietly_on_ctrl_c(places: Places) -> None:
             stderr=subprocess.PIPE,
             text=True,
         ) as follower:
-            assert follower.stdout is not None
-            first = follower.stdout.readline()
-            assert "workflow never-ends started" in first
-            assert "started and waiting" in follower.stdout.readline()
-            follower.send_signal(signal.SIGINT)
-            out, err = follower.communicate(timeout=30)
-            assert follower.returncode == 130
-            assert err == "" and "Traceback" not in out
+            try:
+                assert follower.stdout is not None
+                first = follower.stdout.readline()
+                assert "workflow never-ends started" in first
+                assert "started and waiting" in follower.stdout.readline()
+                follower.send_signal(signal.SIGINT)
+                out, err = follower.communicate(timeout=30)
+                assert follower.returncode == 130
+                assert err == "" and "Traceback" not in out
+            finally:
+                if follower.poll() is None:  # a failed check: stop it, or the test never ends
+                    follower.kill()
     finally:
         scope.__exit__(None, None, None)
 
