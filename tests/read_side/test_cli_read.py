@@ -20,6 +20,14 @@ from workflow_traces import open_store
 from workflow_traces.text import escape_terminal
 
 EXE = [sys.executable, "-m", "workflow_traces.cli.main"]
+#: The CLI with Python's own Ctrl-C handler whatever the disposition inherited: a shell starts a
+#: background job (``make test &``) with SIGINT ignored, and every process under it inherits that.
+EXE_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from workflow_traces.cli.main import main; sys.exit(main(sys.argv[1:]))",
+]
 
 
 def cli(
@@ -210,7 +218,7 @@ def test_follow_ends_quietly_on_ctrl_c(places: Places) -> None:
     trace.flush()
     try:
         with subprocess.Popen(
-            [*EXE, "runs", "show", str(places.db), "open-run", "--follow"],
+            [*EXE_CTRL_C, "runs", "show", str(places.db), "open-run", "--follow"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
