@@ -7,7 +7,9 @@ disk, about a sixth of its time under load (measured). Here the worker nudges a
 :class:`Checkpointer` every :data:`CHECKPOINT_ROWS` rows instead, and the checkpointer runs a
 ``PASSIVE`` checkpoint on its own thread and connection: it does not block the writer (it copies
 what no reader still needs) and its I/O runs without the GIL. The worker's own automatic
-checkpoint stays as a backstop, at :data:`BACKSTOP_PAGES`, should the checkpointer fall behind.
+checkpoint stays, at :data:`BACKSTOP_PAGES`: under writing that never pauses the log starts over
+only after a checkpoint has copied all of it, so the log grows to about that size, and the
+worker's checkpoint there finds most of it already copied.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ __all__ = ["BACKSTOP_PAGES", "CHECKPOINT_ROWS", "Checkpointer"]
 
 #: Rows written between two nudges: about 8 MiB of log with the sink's rows and indexes.
 CHECKPOINT_ROWS = 16_384
-#: The writing connection's ``wal_autocheckpoint``: four times SQLite's default of 1000 pages,
-#: so the worker checkpoints itself only when the checkpointer has fallen behind. (A larger log
-#: alone costs the writer more, not less: every page it looks up is first looked for in the log.)
+#: The writing connection's ``wal_autocheckpoint``: four times SQLite's default of 1000 pages.
+#: (A larger log alone costs the writer more, not less: every page it looks up is first looked
+#: for in the log.)
 BACKSTOP_PAGES = 4000
 
 
