@@ -236,6 +236,31 @@ def redaction() -> None:
         print(f"  {label:56} {us:10.3f}  {'<= 1 ' + verdict if verdict else ''}".rstrip())
 
 
+def import_time() -> None:
+    """The developers' guide's import budget: ``import workflow_traces`` under 100 ms, as the
+    median CPU time of seven fresh interpreters (the tests check what the import loads)."""
+    import subprocess
+
+    code = (
+        "import time; c = time.process_time(); import workflow_traces; "
+        "print(time.process_time() - c)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)  # warm caches
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True
+            ).stdout
+        )
+        for _ in range(7)
+    ]
+    ms = statistics.median(runs) * 1000
+    print(
+        f"\n  {'import workflow_traces, CPU ms (median of 7 fresh runs)':56} {ms:10.1f}  "
+        f"< 100 {'ok' if ms < 100 else 'MISSED'}"
+    )
+
+
 def verdicts(rows: list[Row]) -> list[str]:
     """Issue 2's targets, each against its row's median ratio to the baseline."""
     single, threads, logger = rows[3].figures(), rows[4].figures(), rows[5].figures()
@@ -313,6 +338,7 @@ def main() -> None:
         network(N // 2)
         read_side()
         redaction()
+        import_time()
 
 
 if __name__ == "__main__":
