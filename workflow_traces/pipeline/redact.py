@@ -260,9 +260,8 @@ class Redactor:
                 work.update(i for i, e in enumerate(extras_col) if id(e) in redacted)
         # Exception text (none in most batches; empty text holds nothing to redact).
         if self.patterns and (any(map(_exc_message, batch)) or any(map(_exc_traceback, batch))):
-            exc_col = list(map(_exc_message, batch))
-            tb_col = list(map(_exc_traceback, batch))
-            work.update(i for i, (m, tb) in enumerate(zip(exc_col, tb_col, strict=True)) if m or tb)
+            texts = zip(map(_exc_message, batch), map(_exc_traceback, batch), strict=True)
+            work.update(i for i, (message, tb) in enumerate(texts) if message or tb)
         if not work:
             return batch
         out = list(batch)
