@@ -79,14 +79,28 @@ def _row_by_row(tmp_path: Path, batch: list[RecordValues]) -> list[Any]:
 
 
 def _forms(statements: list[tuple[str, list[Any]]]) -> list[str]:
-    return ["shared" if "SELECT" in sql else "rows" for sql, _ in statements]
+    """The form of each statement that writes rows of traces (not trace_spans)."""
+    return ["shared" if "SELECT" in sql else "rows" for sql, _ in _row_writes(statements)]
+
+
+def _row_writes(statements: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
+    return [(sql, p) for sql, p in statements if "INTO traces " in sql]
+
+
+def _spans_written(statements: list[tuple[str, list[Any]]]) -> list[tuple[str, ...]]:
+    """The (trace_id, span_id, run_id) rows the statements add to trace_spans."""
+    rows: list[tuple[str, ...]] = []
+    for sql, params in statements:
+        if "INTO trace_spans " in sql:
+            rows.extend(tuple(params[i : i + 3]) for i in range(0, len(params), 3))
+    return rows
 
 
 def test_one_scope_with_one_call_site_binds_context_and_detail_once(tmp_path: Path) -> None:
     batch = [_rec(i) for i in range(256)]  # a power of two: one statement
     statements = Statements(1600, 32_766).of(batch)
     assert _forms(statements) == ["shared"]
-    (sql, params) = statements[0]
+    (sql, params) = _row_writes(statements)[0]
     assert sql.count("(?,?,?,?)") == 256  # four values a row: id, time, level number, message
     assert len(params) == 8 + 4 * 256
     assert _write(tmp_path, "shared", batch) == _row_by_row(tmp_path, batch)
@@ -98,7 +112,7 @@ def test_rows_with_different_details_bind_theirs(tmp_path: Path) -> None:
     ]
     statements = Statements(1600, 32_766).of(batch)
     assert set(_forms(statements)) == {"shared"}
-    assert sum(sql.count("(?,?,?,?,?)") for sql, _ in statements) == 200
+    assert sum(sql.count("(?,?,?,?,?)") for sql, _ in _row_writes(statements)) == 200
     got = _write(tmp_path, "details", batch)
     assert got == _row_by_row(tmp_path, batch)
     assert [r[COLUMNS.index("lineno")] for r in got] == [i % 7 for i in range(200)]
@@ -108,7 +122,7 @@ def test_long_stretches_of_several_scopes_are_shared_statements_in_order(tmp_pat
     spans = ["a"] * 100 + ["b"] * 80 + ["a"] * 70
     batch = [_rec(i, span=s) for i, s in enumerate(spans)]
     statements = Statements(1600, 32_766).of(batch)
-    assert _forms(statements).count("shared") == len(statements) >= 3
+    assert _forms(statements).count("shared") == len(_row_writes(statements)) >= 3
     got = _write(tmp_path, "stretches", batch)
     assert got == _row_by_row(tmp_path, batch)
     assert [r[COLUMNS.index("span_id")] for r in got] == spans
@@ -148,7 +162,7 @@ def test_shared_statements_keep_within_sqlites_parameter_limit(
         for batch in ([_rec(i) for i in range(n)], [_rec(i, line=i) for i in range(n)]):
             written = statements.of(batch)
             assert all(len(p) <= max_params for _, p in written)
-            assert sum(sql.count("(?") for sql, _ in written) == n  # each row once
+            assert sum(sql.count("(?") for sql, _ in _row_writes(written)) == n  # each row once
 
 
 def test_text_that_utf8_cannot_hold_is_escaped_in_the_shared_form(tmp_path: Path) -> None:
@@ -216,3 +230,67 @@ def test_the_checkpointer_never_makes_a_database_file(tmp_path: Path) -> None:
     checkpointer.close(timeout=5)
     assert not db.exists()
     assert checkpointer.runs == 0
+
+
+def test_a_new_scope_adds_its_trace_spans_row_once(tmp_path: Path) -> None:
+    """The first batch of a (trace, span, run) adds its trace_spans row; later batches of it
+    add none; after a failed write (forget) it is written again, and ignored as a duplicate."""
+    statements = Statements(1600, 32_766)
+    first = statements.of([_rec(i) for i in range(100)])
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    assert _spans_written(first) == [(trace, "s1", "run-1")]
+    assert _spans_written(statements.of([_rec(i) for i in range(100, 200)])) == []
+    mixed = [_rec(i, span=f"s{i // 3}") for i in range(30)]  # row by row, ten spans, s1 known
+    assert sorted(_spans_written(statements.of(mixed))) == sorted(
+        {(trace, f"s{k}", "run-1") for k in range(10)} - {(trace, "s1", "run-1")}
+    )
+    statements.forget()
+    assert _spans_written(statements.of([_rec(i) for i in range(10)])) == [(trace, "s1", "run-1")]
+    # Records without a trace id have no row there.
+    assert (
+        _spans_written(statements.of([_rec(i, trace_id=None, span_id=None) for i in range(9)]))
+        == []
+    )
+
+    db = tmp_path / "spans.db"
+    exporter = SQLiteExporter(db)
+    try:
+        exporter.export([_rec(i) for i in range(100)])
+        exporter.export([_rec(i, span="s2", run_id="run-2") for i in range(100, 300)])
+        exporter.export([_rec(i, span="s2", run_id="run-2") for i in range(300, 400)])
+    finally:
+        exporter.shutdown()
+    conn = sqlite3.connect(db)
+    try:
+        listed = sorted(conn.execute("SELECT trace_id, span_id, run_id FROM trace_spans"))
+    finally:
+        conn.close()
+    assert listed == [(trace, "s1", "run-1"), (trace, "s2", "run-2")]
+
+
+def test_a_failed_write_writes_its_trace_spans_rows_with_the_retry(tmp_path: Path) -> None:
+    """A batch that fails (here: the table is locked by another connection, so the insert
+    times out) is retried by the pipeline; the retry must add the trace_spans row the failed
+    attempt did not."""
+    db = tmp_path / "locked.db"
+    exporter = SQLiteExporter(db)
+    exporter.export([_rec(0, span="warm")])  # connects and makes the schema
+    assert exporter._conn is not None
+    exporter._conn.execute("PRAGMA busy_timeout=50")
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            exporter.export([_rec(i) for i in range(1, 100)])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    exporter.export([_rec(i) for i in range(1, 100)])
+    exporter.shutdown()
+    conn = sqlite3.connect(db)
+    try:
+        spans = {r[0] for r in conn.execute("SELECT span_id FROM trace_spans")}
+        count = conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0]
+    finally:
+        conn.close()
+    assert spans == {"warm", "s1"} and count == 100

@@ -1,5 +1,5 @@
-"""The SQLite schema: a version-1 database is migrated to version 2 with every field kept, and
-the view gives every field by name. Real SQLite files."""
+"""The SQLite schema: a version-1 database is migrated with every field kept, a version-3 one
+gets its trace_spans, and the view gives every field by name. Real SQLite files."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_a_version_1_database_is_migrated_with_every_field_kept(tmp_path: Path) 
 
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         columns = [r[1] for r in conn.execute("PRAGMA table_info(traces)")]
         assert "job_name" not in columns and "detail" in columns
     finally:
@@ -196,3 +196,64 @@ def test_a_version_1_file_of_another_layout_is_refused_with_a_clear_error(tmp_pa
         "extras",
     ]
     conn.close()
+
+
+def test_a_version_3_database_gets_trace_spans_and_loses_the_trace_index(tmp_path: Path) -> None:
+    """Version 4 lists each (trace, span, run) in trace_spans instead of indexing every row's
+    trace and span ids; the migration fills it from the rows already there."""
+    db = tmp_path / "v3.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        migrate(conn, to=3)
+        rows = [
+            (
+                f"p-{i}",
+                1_700_000_000_000_000_000 + i,
+                20,
+                f"m{i}",
+                run,
+                "",
+                "wf",
+                "log",
+                json.dumps(["INFO", *[None] * 6, False, *[None] * 11]),
+                trace,
+                span,
+            )
+            for i, (run, trace, span) in enumerate(
+                [
+                    ("r1", "a" * 32, "1" * 16),
+                    ("r1", "a" * 32, "1" * 16),
+                    ("r1", "a" * 32, "2" * 16),
+                    ("r2", "a" * 32, "3" * 16),
+                    ("r3", "", ""),
+                ]
+            )
+        ]
+        conn.executemany(
+            "INSERT INTO traces (record_id, time_ns, levelno, message, run_id, parent_run_id,"
+            " workflow_name, kind, detail, trace_id, span_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+    finally:
+        conn.close()
+    # The store reads version 3 as it is (read-only: it does not migrate).
+    assert open_store(db).find_run_by_trace_id("a" * 32).run_id == "r1"
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        migrate(conn)
+        spans = sorted(conn.execute("SELECT trace_id, span_id, run_id FROM trace_spans"))
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    assert version == 4
+    assert spans == [
+        ("a" * 32, "1" * 16, "r1"),
+        ("a" * 32, "2" * 16, "r1"),
+        ("a" * 32, "3" * 16, "r2"),
+    ]
+    assert "ix_traces_trace" not in indexes and "ix_traces_run" in indexes
+    store = open_store(db)
+    assert store.find_run_by_trace_id("A" * 32).run_id == "r1"  # the earliest run first
+    assert [c.run_id for c in [store.find_run_by_trace_id("a" * 32)]] == ["r1"]

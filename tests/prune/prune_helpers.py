@@ -3,6 +3,7 @@ file-sink folders."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -22,16 +23,22 @@ def run_records(
     parent: str | None = None,
     logs: int = 10,
     workflow: str = "wf",
+    traced: bool = False,
 ) -> list[Record]:
     """A run that started an hour before it ended ``ended_days_ago`` days ago; ``status``
     "unfinished" leaves out its end event, None its lifecycle events."""
     end = time.time_ns() - int(ended_days_ago * DAY)
     start = end - 3600 * 10**9
 
+    # With ``traced``, W3C ids made from the run id (one trace and span a run).
+    trace_id = hashlib.md5(run_id.encode()).hexdigest() if traced else None
+    span_id = trace_id[:16] if trace_id else None
+
     def rec(t: int, message: str, **fields: object) -> Record:
         return Record(
             t, "INFO", 20, message, run_id, parent, workflow, None, None, None, None, None,
-            os.getpid(), 0, "host", new_record_id(), **fields,  # type: ignore[arg-type]
+            os.getpid(), 0, "host", new_record_id(), trace_id=trace_id, span_id=span_id,
+            **fields,  # type: ignore[arg-type]
         )  # fmt: skip
 
     out = []

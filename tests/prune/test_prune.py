@@ -4,6 +4,7 @@ process keeps writing, and loses nothing of it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -61,6 +62,21 @@ def test_removes_whole_old_runs_and_their_children(kind: str, tmp_path: Path) ->
             left = {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM traces")}
         assert left == before - gone  # records and events alike
     assert prune(path, "30d").runs == []  # nothing left to remove
+
+
+def test_sqlite_removes_the_runs_rows_of_trace_spans(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    write(
+        "sqlite",
+        path,
+        run_records("old", 40, traced=True) + run_records("new", 1, traced=True),
+    )
+    assert {r.run_id for r in prune(path, "30d").runs} == {"old"}
+    with sqlite3.connect(path) as conn:
+        listed = [r[0] for r in conn.execute("SELECT run_id FROM trace_spans")]
+    assert listed == ["new"]
+    with open_store(path) as store:
+        assert store.find_run_by_trace_id(hashlib.md5(b"new").hexdigest()).run_id == "new"
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "file"])

@@ -54,21 +54,42 @@ def test_workflow_job_stage_are_spans_of_one_trace(tmp_path: Path) -> None:
         (fetch.span_id, job_span.span_id),
         (parse.span_id, job_span.span_id),
     }
-    # Queries filter on the columns, through the index.
+    # A span's rows: trace_spans names its runs (one row a span and run), then each run's
+    # rows are a range of the run index. No query scans the table.
+    span_rows = (
+        "SELECT t.record_id FROM trace_spans s JOIN traces t"
+        " ON t.run_id = s.run_id AND t.trace_id = s.trace_id AND t.span_id = s.span_id"
+        " WHERE s.trace_id = ? AND s.span_id = ?"
+    )
     conn = sqlite3.connect(db)
     try:
-        n = conn.execute(
-            "SELECT COUNT(*) FROM traces WHERE trace_id = ? AND span_id = ?",
-            (fetch.trace_id, fetch.span_id),
-        ).fetchone()[0]
+        n = len(conn.execute(span_rows, (fetch.trace_id, fetch.span_id)).fetchall())
         plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT record_id FROM traces WHERE trace_id = ? AND trace_id != ''",
-            (fetch.trace_id,),
+            "EXPLAIN QUERY PLAN " + span_rows, (fetch.trace_id, fetch.span_id)
         ).fetchall()
+        listed = set(conn.execute("SELECT trace_id, span_id, run_id FROM trace_spans"))
+        distinct = set(conn.execute("SELECT DISTINCT trace_id, span_id, run_id FROM traces"))
     finally:
         conn.close()
     assert n == 4  # started, two log lines, succeeded
-    assert any("ix_traces_trace" in str(row) for row in plan), plan
+    assert not any("SCAN" in str(row) for row in plan), plan
+    assert any("ix_traces_run" in str(row) for row in plan), plan
+    assert listed == distinct and len(listed) == 4  # the workflow, the job, two stages
+    # The README's query gives the same rows.
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    query = next(
+        block.split("```", 1)[0]
+        for block in readme.split("```sql\n")[1:]
+        if "trace_spans" in block.split("```", 1)[0]
+    )
+    conn = sqlite3.connect(db)
+    try:
+        got = conn.execute(query, (fetch.trace_id, fetch.span_id)).fetchall()
+    finally:
+        conn.close()
+    assert sorted(row[2] for row in got) == sorted(  # its third column is record_id
+        r.record_id for r in run.records if r.span_id == fetch.span_id
+    )
 
 
 def test_a_nested_workflow_is_a_child_span_in_the_same_trace(tmp_path: Path) -> None:

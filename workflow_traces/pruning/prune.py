@@ -230,6 +230,9 @@ def _prune_database(path: Path, run_ids: list[str], result: PruneResult, batch_r
         conn.execute("PRAGMA busy_timeout=30000")
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         free_before = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        spans = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_spans'"
+        ).fetchone()
         for start in range(0, len(run_ids), _RUNS_PER_STATEMENT):
             chunk = run_ids[start : start + _RUNS_PER_STATEMENT]
             marks = ",".join("?" * len(chunk))
@@ -259,6 +262,8 @@ def _prune_database(path: Path, run_ids: list[str], result: PruneResult, batch_r
                 result.longest_transaction_ms = max(result.longest_transaction_ms, held)
                 if deleted < batch_rows:
                     break
+            if spans:  # the runs' rows of trace_spans (schema version 4): one a scope
+                conn.execute(f"DELETE FROM trace_spans WHERE run_id IN ({marks})", chunk)  # noqa: S608
         if not result.dry_run:
             free_after = conn.execute("PRAGMA freelist_count").fetchone()[0]
             result.bytes_freed = max(0, free_after - free_before) * page_size

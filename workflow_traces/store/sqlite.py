@@ -143,9 +143,14 @@ class SQLiteStore(Store):
 
     def _raw(self) -> bool:
         """Whether the table is version 2's (read directly), else read through the view."""
-        if self._version is None or self._version < 2:
+        return self._version_at_least(2)
+
+    def _version_at_least(self, version: int) -> bool:
+        """Whether the schema is at ``version`` or newer (read again until it is: a sink may
+        migrate the database while it is open here)."""
+        if self._version is None or self._version < version:
             self._version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        return self._version >= 2
+        return self._version >= version
 
     def _view_columns(self) -> tuple[str, ...]:
         """The columns of the view this database has: one of version 1 (read-only here, so
@@ -158,11 +163,20 @@ class SQLiteStore(Store):
     def _trace_run_ids(self, trace_id: str) -> list[str]:
         if not self._has_table() or "trace_id" not in self._view_columns():
             return []
-        rows = self._conn.execute(
-            "SELECT run_id, MIN(time_ns) FROM traces WHERE trace_id = ? AND trace_id != ''"
-            " GROUP BY run_id ORDER BY 2, 1",
-            (trace_id,),
-        ).fetchall()
+        if self._version_at_least(4):
+            # trace_spans names the runs (schema version 4); each run's first record is the
+            # first entry of its range of ix_traces_run.
+            sql = (
+                "SELECT run_id, (SELECT MIN(time_ns) FROM traces t WHERE t.run_id = s.run_id)"
+                " FROM trace_spans s WHERE trace_id = ? AND trace_id != ''"
+                " GROUP BY run_id ORDER BY 2, 1"
+            )
+        else:
+            sql = (
+                "SELECT run_id, MIN(time_ns) FROM traces WHERE trace_id = ? AND trace_id != ''"
+                " GROUP BY run_id ORDER BY 2, 1"
+            )
+        rows = self._conn.execute(sql, (trace_id,)).fetchall()
         return [row[0] for row in rows]
 
     def _to_record(self, row: tuple[Any, ...]) -> tuple[int, Record]:

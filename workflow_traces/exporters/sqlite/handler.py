@@ -124,10 +124,14 @@ class SQLiteExporter(Exporter):
         assert statements is not None
         writes = statements.of(batch)
         try:
-            _execute(conn, writes)
-        except UnicodeEncodeError:
-            # Rare: some text holds lone surrogates. Escape them and write the batch again.
-            _execute(conn, Statements.cleaned(writes))
+            try:
+                _execute(conn, writes)
+            except UnicodeEncodeError:
+                # Rare: some text holds lone surrogates. Escape them and write the batch again.
+                _execute(conn, Statements.cleaned(writes))
+        except BaseException:
+            statements.forget()  # the batch's trace_spans rows may not be written
+            raise
         self._unchecked += len(batch)
         if self._unchecked >= CHECKPOINT_ROWS and self._checkpointer is not None:
             self._unchecked = 0

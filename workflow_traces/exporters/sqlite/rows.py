@@ -21,11 +21,15 @@ SQLite's work, which then runs beside the other threads.
 
 Statements come in sizes of powers of two below the largest (fewer rows when SQLite allows
 fewer parameters), so the connection's statement cache holds every shape used.
+
+A batch whose records bring a trace id, span id and run id not written before (by this
+``Statements``) also gets an ``INSERT OR IGNORE`` into ``trace_spans`` (see ``schema``): one
+statement for a new scope, none for the records after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain, compress, pairwise
 from operator import itemgetter, ne
 from typing import Any
@@ -48,7 +52,7 @@ from workflow_traces.core.record import (
     RecordValues,
 )
 from workflow_traces.exporters.encode import clean_text, dumps
-from workflow_traces.exporters.sqlite.schema import DETAIL_FIELDS, INSERT_COLUMNS
+from workflow_traces.exporters.sqlite.schema import DETAIL_FIELDS, INSERT_COLUMNS, SPAN_COLUMNS
 
 __all__ = ["Statements", "flat_rows"]
 
@@ -66,6 +70,14 @@ _PER_ROW = tuple(c for c in INSERT_COLUMNS if c not in _SHARED_COLUMNS)
 _ROW_OF = itemgetter(*(Record._fields.index(name) for name in _PER_ROW if name != "detail"))
 #: Values bound once a statement at most: the context, the id prefix and a shared detail.
 _ONCE = len(_SHARED_COLUMNS) + 2
+#: Where a context (``_SHARED_OF``'s values) holds each of trace_spans' columns.
+_TRACE_AT = _SHARED_COLUMNS.index("trace_id")
+_SPAN_OF = itemgetter(*(_SHARED_COLUMNS.index(name) for name in SPAN_COLUMNS))
+_SPAN_ROW = "(" + ",".join("?" * len(SPAN_COLUMNS)) + ")"
+_SPANS_INTO = f"INSERT OR IGNORE INTO trace_spans ({', '.join(SPAN_COLUMNS)}) VALUES "  # noqa: S608 - our column names only
+#: Contexts remembered as written; past this many the memory starts over (a few rows written
+#: again, each ignored).
+_KNOWN_MAX = 4096
 
 
 def _select(shared_detail: bool) -> str:
@@ -154,10 +166,9 @@ def flat_rows(batch: Sequence[RecordValues]) -> list[Any]:
     return params
 
 
-def _stretches(batch: Sequence[RecordValues]) -> list[tuple[int, int]] | None:
-    """``batch`` cut where the shared context changes, as (start, end) pairs; None when the
-    stretches are too short on average for the shared form to pay."""
-    context = list(map(_SHARED_OF, batch))
+def _stretches(context: list[tuple[Any, ...]]) -> list[tuple[int, int]] | None:
+    """A batch cut where its records' shared ``context`` changes, as (start, end) pairs; None
+    when the stretches are too short on average for the shared form to pay."""
     n = len(context)
     if context.count(context[0]) == n:  # one scope's records: the common case, in C
         return [(0, n)]
@@ -179,6 +190,9 @@ class Statements:
         #: The shared forms by how many values a row binds: 5, or 4 when the detail is shared.
         self._shared: dict[int, tuple[list[int], dict[int, str]]] = {}
         self._shared_fits = (max_params - _ONCE) // len(_PER_ROW) >= MIN_SHARED
+        self._max_spans = max(1, max_params // len(SPAN_COLUMNS))
+        #: Contexts whose trace_spans row is written (or in the statements last made).
+        self._known: set[tuple[Any, ...]] = set()
         for width, shared_detail in ((len(_PER_ROW), False), (len(_PER_ROW) - 1, True)):
             sizes = _sizes(max(1, min(rows, (max_params - _ONCE) // width)))
             head = _INSERT_INTO + _select(shared_detail)
@@ -186,14 +200,18 @@ class Statements:
             self._shared[width] = (sizes, {n: head + ",".join([marks] * n) + ")" for n in sizes})
 
     def of(self, batch: Sequence[RecordValues]) -> list[tuple[str, list[Any]]]:
-        """(sql, parameters) pairs that write ``batch``, in order."""
-        stretches = _stretches(batch) if batch and self._shared_fits else None
+        """(sql, parameters) pairs that write ``batch``, in order. If they fail, call
+        :meth:`forget` before the next batch."""
+        if not batch:
+            return []
+        context = list(map(_SHARED_OF, batch))
+        stretches = _stretches(context) if self._shared_fits else None
         if stretches is None:
-            return self.rows(flat_rows(batch))
+            return self.rows(flat_rows(batch)) + self._spans(_distinct(context))
         out: list[tuple[str, list[Any]]] = []
         for start, end in stretches:
             part = batch[start:end]
-            shared = [v if v is not None else "" for v in _SHARED_OF(part[0])]
+            shared = [v if v is not None else "" for v in context[start]]
             shared.append(_record._id_prefix)
             details = _details(part)
             if isinstance(details, str):
@@ -205,7 +223,29 @@ class Statements:
             width = len(_PER_ROW) - isinstance(details, str)
             sizes, sql = self._shared[width]
             out.extend(_cut(values, width, sizes, sql, shared))
+        out.extend(self._spans(_distinct(context[start] for start, _ in stretches)))
         return out
+
+    def _spans(self, contexts: set[tuple[Any, ...]]) -> list[tuple[str, list[Any]]]:
+        """The trace_spans rows of ``contexts`` not written yet (those with a trace id)."""
+        new = contexts - self._known
+        if not new:
+            return []
+        if len(self._known) + len(new) > _KNOWN_MAX:
+            self._known.clear()
+        self._known |= new
+        rows = sorted({tuple(v or "" for v in _SPAN_OF(c)) for c in new if c[_TRACE_AT]})
+        out: list[tuple[str, list[Any]]] = []
+        for at in range(0, len(rows), self._max_spans):
+            part = rows[at : at + self._max_spans]
+            sql = _SPANS_INTO + ",".join([_SPAN_ROW] * len(part))
+            out.append((sql, list(chain.from_iterable(part))))
+        return out
+
+    def forget(self) -> None:
+        """The statements last made were not all written: write every trace_spans row again
+        (each one already there is ignored)."""
+        self._known.clear()
 
     def rows(self, params: list[Any]) -> list[tuple[str, list[Any]]]:
         """``params`` (rows of INSERT_COLUMNS values, flat) as row by row statements."""
@@ -218,6 +258,22 @@ class Statements:
             (sql, [clean_text(v) if isinstance(v, str) else v for v in params])
             for sql, params in statements
         ]
+
+
+def _distinct(contexts: Iterable[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    """The distinct contexts; one holding a value that cannot be hashed (no trace, scope or
+    run id is one) is left out, and its trace_spans row with it."""
+    contexts = list(contexts)
+    try:
+        return set(contexts)
+    except TypeError:
+        out = set()
+        for context in contexts:
+            try:
+                out.add(context)
+            except TypeError:
+                continue
+        return out
 
 
 def _sizes(most: int) -> list[int]:

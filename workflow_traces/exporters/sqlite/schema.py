@@ -1,8 +1,13 @@
 """The SQLite sink's schema: table ``traces``, its indexes, the view ``trace_records``, and the
 migrations between versions (the version lives in ``PRAGMA user_version``).
 
-Version 3 adds the W3C ``trace_id`` and ``span_id`` columns (indexed, so a query finds a trace's
-or a span's rows).
+Version 4 finds a trace's runs through table ``trace_spans`` (one row for each trace id, span
+id and run id written; the sink adds a row the first time it writes one) instead of an index on
+every row's ``trace_id`` and ``span_id``: that index cost SQLite about a fifth of its work a row
+(measured: 0.4 of 2.1 µs), on the sink's worker. A trace's or a span's rows are then found
+through ``ix_traces_run``: ``trace_spans`` gives the runs, each run's rows are one index range.
+
+Version 3 adds the W3C ``trace_id`` and ``span_id`` columns.
 
 Version 2 binds nine columns a row. The columns are what the store's queries filter and sort on, and
 the record's other fields travel together as one JSON array in ``detail``. Binding a value costs
@@ -19,10 +24,11 @@ __all__ = [
     "DETAIL_FIELDS",
     "INSERT_COLUMNS",
     "SCHEMA_VERSION",
+    "SPAN_COLUMNS",
     "migrate",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Columns written per row, in order.
 INSERT_COLUMNS = (
@@ -206,7 +212,19 @@ _V3: tuple[str, ...] = (
         FROM traces""",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: _V3}
+# -- version 4 -----------------------------------------------------------------------------------
+#: The columns of ``trace_spans``, in the order the sink binds them.
+SPAN_COLUMNS = ("trace_id", "span_id", "run_id")
+_V4: tuple[str, ...] = (
+    # WITHOUT ROWID: the key is the row; a trace's runs are one range of it.
+    "CREATE TABLE trace_spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL,"
+    " run_id TEXT NOT NULL, PRIMARY KEY (trace_id, span_id, run_id)) WITHOUT ROWID",
+    "INSERT OR IGNORE INTO trace_spans (trace_id, span_id, run_id)"
+    " SELECT DISTINCT trace_id, span_id, run_id FROM traces WHERE trace_id != ''",
+    "DROP INDEX IF EXISTS ix_traces_trace",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def _columns(conn: sqlite3.Connection) -> set[str]:
