@@ -271,8 +271,9 @@ class Statements:
 
 
 def _distinct(contexts: Iterable[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
-    """The distinct contexts; one holding a value that cannot be hashed (no trace, scope or
-    run id is one) is left out, and its trace_spans row with it."""
+    """The distinct contexts. One holding a value that cannot be hashed is left out, and its
+    trace_spans row with it (the trace path's context values are text or None; this guards
+    records made by hand)."""
     contexts = list(contexts)
     try:
         return set(contexts)
