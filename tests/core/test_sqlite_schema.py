@@ -257,3 +257,51 @@ def test_a_version_3_database_gets_trace_spans_and_loses_the_trace_index(tmp_pat
     store = open_store(db)
     assert store.find_run_by_trace_id("A" * 32).run_id == "r1"  # the earliest run first
     assert [c.run_id for c in [store.find_run_by_trace_id("a" * 32)]] == ["r1"]
+
+
+def test_rows_edited_by_hand_read_as_the_values_they_have(tmp_path: Path) -> None:
+    """A ``detail`` the sink would never write (not JSON, not an array, too short, too long,
+    extras that are not an object) reads as what it holds, the rest None: the other rows of
+    the run are not lost to one bad row."""
+    db = tmp_path / "edited.db"
+    trace = get_trace("edited", extras={"trace_type": "sqlite", "path": str(db)})
+    trace.info("written by the sink")
+    trace.close()
+    good = json.loads(_only_detail(db))
+    bad = [
+        "not json",
+        "[]",
+        '{"an": "object"}',
+        json.dumps([*good, "one too many"]),
+        json.dumps([*good[:-1], "extras as text"]),
+        json.dumps(good[:3]),
+    ]
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        for i, detail in enumerate(bad):
+            conn.execute(
+                "INSERT INTO traces (record_id, time_ns, levelno, message, run_id, kind, detail)"
+                " VALUES (?, ?, 30, ?, 'edited', 'log', ?)",
+                (f"hand-{i}", 1_900_000_000_000_000_000 + i, f"edited {i}", detail),
+            )
+    finally:
+        conn.close()
+    records = open_store(db).get_run("edited").records
+    assert [r.message for r in records] == ["written by the sink"] + [
+        f"edited {i}" for i in range(len(bad))
+    ]
+    edited = records[1:]
+    # The level from the level number where the detail has none, else the detail's.
+    assert [r.level for r in edited] == ["WARNING"] * 3 + ["INFO"] * 3
+    assert all(r.extras is None for r in edited)
+    assert edited[3].filename == records[0].filename  # the values it has are kept
+    assert edited[5].filename is None and edited[5].thread is None  # past its three values
+
+
+def _only_detail(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        (detail,) = conn.execute("SELECT detail FROM traces").fetchone()
+    finally:
+        conn.close()
+    return str(detail)

@@ -20,8 +20,9 @@ from typing import Any
 
 import orjson
 
-from workflow_traces.core.record import Record
+from workflow_traces.core.record import Record, level_name
 from workflow_traces.exporters.encode import record_from_dict
+from workflow_traces.exporters.sqlite.schema import DETAIL_FIELDS
 from workflow_traces.store.base import RunSummary, Store, summarize
 from workflow_traces.store.query import KINDS, Filters
 
@@ -59,10 +60,36 @@ _EVENTS = (
 )
 
 
+#: How many values a version 2 (and later) ``detail`` array holds, and where its extras are.
+_DETAIL_LEN = len(DETAIL_FIELDS)
+_EXTRAS_AT = DETAIL_FIELDS.index("extras")
+
+
+def _repaired(values: Any) -> list[Any]:
+    """A ``detail`` that is not what the sink writes (a row edited by hand: not JSON, not an
+    array, too short or too long, extras that are not an object) as the DETAIL_FIELDS values it
+    has, the rest None: the row is read, rather than failing the whole read."""
+    out = (list(values) if isinstance(values, list) else [])[:_DETAIL_LEN]
+    out += [None] * (_DETAIL_LEN - len(out))
+    if not isinstance(out[_EXTRAS_AT], dict):
+        out[_EXTRAS_AT] = None
+    return out
+
+
 def _record_v2(row: tuple[Any, ...]) -> tuple[int, Record]:
     """(seq, Record) of a row of version 2's table (or version 3's, with the W3C ids last)."""
     seq, rid, time_ns, levelno, message, run_id, parent, workflow, kind, detail, *ids = row
     trace_id, span_id = ids or ("", "")
+    try:
+        values = orjson.loads(detail)
+    except (orjson.JSONDecodeError, TypeError):
+        values = None
+    if (
+        type(values) is not list
+        or len(values) != _DETAIL_LEN
+        or not (values[_EXTRAS_AT] is None or type(values[_EXTRAS_AT]) is dict)
+    ):
+        values = _repaired(values)
     (
         level,
         job,
@@ -83,10 +110,10 @@ def _record_v2(row: tuple[Any, ...]) -> tuple[int, Record]:
         exc_message,
         exc_traceback,
         extras,
-    ) = orjson.loads(detail)
+    ) = values
     return seq, Record(
         time_ns,
-        level,
+        level or level_name(levelno),
         levelno,
         message,
         run_id,
