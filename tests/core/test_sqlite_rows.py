@@ -17,7 +17,7 @@ from workflow_traces.core import record as _record
 from workflow_traces.core.record import Record, RecordValues
 from workflow_traces.exporters.sqlite.handler import SQLiteExporter
 from workflow_traces.exporters.sqlite.rows import MIN_SHARED, Statements, flat_rows
-from workflow_traces.exporters.sqlite.schema import COLUMNS
+from workflow_traces.exporters.sqlite.schema import COLUMNS, SPAN_COLUMNS
 
 
 def _rec(i: int, *, span: str = "s1", line: int = 10, **fields: Any) -> RecordValues:
@@ -92,7 +92,8 @@ def _spans_written(statements: list[tuple[str, list[Any]]]) -> list[tuple[str, .
     rows: list[tuple[str, ...]] = []
     for sql, params in statements:
         if "INTO trace_spans " in sql:
-            rows.extend(tuple(params[i : i + 3]) for i in range(0, len(params), 3))
+            width = len(SPAN_COLUMNS)
+            rows.extend(tuple(params[i : i + width]) for i in range(0, len(params), width))
     return rows
 
 

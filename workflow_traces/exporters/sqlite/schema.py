@@ -215,12 +215,14 @@ _V3: tuple[str, ...] = (
 # -- version 4 -----------------------------------------------------------------------------------
 #: The columns of ``trace_spans``, in the order the sink binds them.
 SPAN_COLUMNS = ("trace_id", "span_id", "run_id")
+_SPAN_LIST = ", ".join(SPAN_COLUMNS)
 _V4: tuple[str, ...] = (
     # WITHOUT ROWID: the key is the row; a trace's runs are one range of it.
-    "CREATE TABLE trace_spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL,"
-    " run_id TEXT NOT NULL, PRIMARY KEY (trace_id, span_id, run_id)) WITHOUT ROWID",
-    "INSERT OR IGNORE INTO trace_spans (trace_id, span_id, run_id)"
-    " SELECT DISTINCT trace_id, span_id, run_id FROM traces WHERE trace_id != ''",
+    "CREATE TABLE trace_spans ("
+    + "".join(f"{name} TEXT NOT NULL, " for name in SPAN_COLUMNS)
+    + f"PRIMARY KEY ({_SPAN_LIST})) WITHOUT ROWID",
+    f"INSERT OR IGNORE INTO trace_spans ({_SPAN_LIST})"  # noqa: S608 - our column names only
+    f" SELECT DISTINCT {_SPAN_LIST} FROM traces WHERE trace_id != ''",
     "DROP INDEX IF EXISTS ix_traces_trace",
 )
 
