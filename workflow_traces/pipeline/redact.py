@@ -141,6 +141,8 @@ class Redactor:
         #: The pre-check's strings when every pattern is a default one, else None (then the
         #: batch's joined messages are searched with the regex itself).
         self._markers: tuple[str, ...] | None = None
+        #: Each marker without "_" and its distinct characters (see ``_found``).
+        self._plain: tuple[tuple[str, str], ...] = ()
         self._underscored: tuple[tuple[str, tuple[str, ...]], ...] = ()
         if all(p in _DEFAULTS for p in self.patterns):
             markers = tuple(dict.fromkeys(m for p in self.patterns for m in _DEFAULTS[p]))
@@ -150,6 +152,7 @@ class Redactor:
             # for the group's markers only where that pair occurs: each scan reads the whole
             # batch's text.
             self._markers = tuple(m for m in markers if "_" not in m)
+            self._plain = tuple((m, "".join(dict.fromkeys(m))) for m in self._markers)
             groups: dict[str, list[str]] = {}
             for m in markers:
                 if "_" in m:
@@ -180,8 +183,12 @@ class Redactor:
         return any(regex.search(value) for regex in self._many)
 
     def _found(self, low: str) -> list[str]:
-        """The markers in ``low`` (lowercased text)."""
-        found = [m for m in self._markers or () if m in low]
+        """The markers in ``low`` (lowercased text).
+
+        A marker is looked for only when each of its characters is in the text: a search for
+        one character runs at ``memchr``'s speed, a search for a string at a tenth of it, and
+        most log text lacks one of each marker's (``k``, ``x``, ``:``, ``b``)."""
+        found = [m for m, chars in self._plain if all(c in low for c in chars) and m in low]
         if "_" in low:
             for head, group in self._underscored:
                 if head in low:
