@@ -66,6 +66,9 @@ _GRACE = 0.1
 
 #: The buffer's fill, as a fraction of its capacity, at which a caller wakes a sleeping worker.
 _WAKE_FILL = 15 / 16
+#: With no big record queued, the worker measures the mean size of a batch's records from
+#: every this many (see ``_measure``).
+_SAMPLE_EVERY = 8
 
 
 class Channel:
@@ -244,9 +247,15 @@ class Channel:
             self._shed_at = self._capacity if self._overflow == "drop" else NO_LIMIT
 
     def _measure(self, batch: list[Any]) -> None:
-        """Update the byte bound's record count from ``batch``, just taken (on the worker)."""
+        """Update the byte bound's record count from ``batch``, just taken (on the worker).
+
+        While no big record is counted as queued, the batch holds none that was (a caller
+        counts one before it queues it) and every eighth record's size gives the mean: an
+        eighth of the work. A big record queued uncounted, by a blocked caller, is left out of
+        both the count and the mean, whichever way it is measured."""
         if batch:
-            sizes = list(map(size_of, batch))
+            bounds = self._bounds
+            sizes = list(map(size_of, batch if bounds.big_bytes else batch[::_SAMPLE_EVERY]))
             with self._space:
                 self._bounds.measure(sizes)
                 self._set_limits()
