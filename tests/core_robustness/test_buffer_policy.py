@@ -30,7 +30,8 @@ from workflow_traces import (
     get_trace,
     open_store,
 )
-from workflow_traces.pipeline.bounds import FOOTPRINT
+from workflow_traces.core.record import F_SIZE
+from workflow_traces.pipeline.bounds import FOOTPRINT, SAMPLE_EVERY, BufferBounds
 
 
 class GateSink:
@@ -380,3 +381,20 @@ def test_queue_bytes_is_a_key_of_every_sink_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         get_trace("qb", extras={"handlers": [{"type": "sqlite", "queue_bytes": 0}]})
     assert "queue_bytes" in str(info.value) and "0" in str(info.value)
+
+
+def test_the_mean_size_is_measured_on_every_eighth_record_until_a_big_one_is_counted() -> None:
+    bounds = BufferBounds(10**6, 1 << 30)
+    batch = [(*[None] * F_SIZE, 300 + i) for i in range(800)]  # sizes 300 to 1,099
+    sizes = bounds.sizes_to_measure(batch)
+    assert sizes == [300 + i for i in range(0, 800, SAMPLE_EVERY)]
+    bounds.measure(sizes)
+    assert abs(bounds.avg_cost - FOOTPRINT - 699.5) < 699.5 * 0.01  # the whole batch's mean
+    # A big record counted as it was queued: every size is read, so that it is found and its
+    # bytes leave the count.
+    bounds.add_big(100_000)
+    big_batch = [*batch, (*[None] * F_SIZE, 100_000)]
+    sizes = bounds.sizes_to_measure(big_batch)
+    assert len(sizes) == len(big_batch)
+    bounds.measure(sizes)
+    assert bounds.big_bytes == 0

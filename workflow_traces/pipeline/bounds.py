@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from workflow_traces.core.record import RecordValues
+from workflow_traces.pipeline.batching import size_of
 from workflow_traces.pipeline.fanout import BIG
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "FOOTPRINT",
     "NETWORK_QUEUE_BYTES",
+    "SAMPLE_EVERY",
     "BufferBounds",
 ]
 
@@ -35,6 +38,8 @@ NETWORK_QUEUE_BYTES = 28 << 20
 #: tracemalloc for short trace.info records: about 520 bytes each, against a ``size`` of 270
 #: to 290.
 FOOTPRINT = 224
+#: With no big record queued, a batch's mean record size is measured on every this many.
+SAMPLE_EVERY = 8
 #: A short message's cost, until the worker has measured.
 _FIRST_COST = 256 + 32 + FOOTPRINT
 
@@ -66,6 +71,15 @@ class BufferBounds:
 
     def add_big(self, size: int) -> None:
         self.big_bytes += size + FOOTPRINT
+
+    def sizes_to_measure(self, batch: Sequence[RecordValues]) -> list[int]:
+        """The sizes :meth:`measure` takes for ``batch``, just taken. While no big record is
+        counted as queued, the batch holds none that was (a caller counts one before queueing
+        it) and the sizes of every ``SAMPLE_EVERY``-th record give the mean: that much less
+        work. A big record queued uncounted, by a blocked caller, is left out of the count and
+        of the mean whichever way it is measured. Read without the lock: ``big_bytes`` only
+        grows between two of the worker's measures."""
+        return list(map(size_of, batch if self.big_bytes else batch[::SAMPLE_EVERY]))
 
     def measure(self, sizes: Sequence[int]) -> None:
         """The worker took records of these sizes: update the big records' total, and the cost

@@ -31,7 +31,7 @@ from workflow_traces.diagnostics import report
 from workflow_traces.errors import TraceClosedError
 from workflow_traces.exporters.base import Exporter
 from workflow_traces.pipeline import lifecycle
-from workflow_traces.pipeline.batching import NO_LIMIT, Marker, Waiter, size_of, take_batch
+from workflow_traces.pipeline.batching import NO_LIMIT, Marker, Waiter, take_batch
 from workflow_traces.pipeline.bounds import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, BufferBounds
 from workflow_traces.pipeline.delivery import Delivery, export_with_retries
 from workflow_traces.pipeline.fanout import BIG as _BIG
@@ -66,9 +66,6 @@ _GRACE = 0.1
 
 #: The buffer's fill, as a fraction of its capacity, at which a caller wakes a sleeping worker.
 _WAKE_FILL = 15 / 16
-#: With no big record queued, the worker measures the mean size of a batch's records from
-#: every this many (see ``_measure``).
-_SAMPLE_EVERY = 8
 
 
 class Channel:
@@ -247,15 +244,9 @@ class Channel:
             self._shed_at = self._capacity if self._overflow == "drop" else NO_LIMIT
 
     def _measure(self, batch: list[Any]) -> None:
-        """Update the byte bound's record count from ``batch``, just taken (on the worker).
-
-        While no big record is counted as queued, the batch holds none that was (a caller
-        counts one before it queues it) and every eighth record's size gives the mean: an
-        eighth of the work. A big record queued uncounted, by a blocked caller, is left out of
-        both the count and the mean, whichever way it is measured."""
+        """Update the byte bound's record count from ``batch``, just taken (on the worker)."""
         if batch:
-            bounds = self._bounds
-            sizes = list(map(size_of, batch if bounds.big_bytes else batch[::_SAMPLE_EVERY]))
+            sizes = self._bounds.sizes_to_measure(batch)
             with self._space:
                 self._bounds.measure(sizes)
                 self._set_limits()
