@@ -76,9 +76,8 @@ class BufferBounds:
         """The sizes :meth:`measure` takes for ``batch``, just taken. While no big record is
         counted as queued, the batch holds none that was (a caller counts one before queueing
         it) and the sizes of every ``SAMPLE_EVERY``-th record give the mean: that much less
-        work. A big record queued uncounted, by a blocked caller, is left out of the count and
-        of the mean whichever way it is measured. Read without the lock: ``big_bytes`` only
-        grows between two of the worker's measures."""
+        work. Read without the lock: between two of the worker's measures, ``big_bytes`` only
+        grows."""
         return list(map(size_of, batch if self.big_bytes else batch[::SAMPLE_EVERY]))
 
     def measure(self, sizes: Sequence[int]) -> None:
