@@ -335,6 +335,48 @@ def test_big_records_count_one_by_one_against_queue_bytes(gate: GateSink) -> Non
     assert trace.health()[gate.name].written == fits + 1
 
 
+def test_big_records_wait_for_room_in_bytes_under_the_block_policy(gate: GateSink) -> None:
+    # A caller blocked on a full buffer, and the worker placing its record, count bytes as the
+    # fast path does: a big record waits for room in bytes, not only for a free slot.
+    big = "b" * 100_000
+    handler = _gated(
+        gate, queue_size=10**6, overflow="block", block_timeout=0.05, queue_bytes=1 << 20
+    )
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    _hold_worker(gate, trace)
+    for _ in range(30):
+        trace.info(big)  # past the bound, each waits 0.05 s for room, then is dropped
+    fits = (1 << 20) // _cost(big)
+    health = trace.health()[gate.name]
+    assert (health.queued, health.dropped) == (fits + 1, 30 - fits)  # 1 in flight
+    gate.gate.set()
+    trace.close()
+    health = trace.health()[gate.name]
+    assert (health.written, health.dropped, health.failed) == (fits + 1, 30 - fits, 0)
+
+
+def test_a_blocked_big_record_is_placed_once_the_worker_frees_room(gate: GateSink) -> None:
+    big = "c" * 100_000
+    handler = _gated(
+        gate, queue_size=10**6, overflow="block", block_timeout=10.0, queue_bytes=1 << 20
+    )
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    _hold_worker(gate, trace)
+    fits = (1 << 20) // _cost(big)
+    for _ in range(fits):
+        trace.info(big)
+    late = threading.Thread(target=trace.info, args=(big,))
+    late.start()  # no room in bytes: it waits in line
+    late.join(0.3)
+    assert late.is_alive() and trace.health()[gate.name].queued == fits + 1  # 1 in flight
+    gate.gate.set()  # the worker takes the buffer and places the waiting record
+    late.join(5)
+    assert not late.is_alive()
+    trace.close()
+    health = trace.health()[gate.name]
+    assert (health.written, health.dropped, health.failed) == (fits + 2, 0, 0)
+
+
 def test_a_record_bigger_than_queue_bytes_is_taken_into_an_empty_buffer(gate: GateSink) -> None:
     handler = _gated(gate, queue_size=10, overflow="drop", queue_bytes=1000)
     trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))

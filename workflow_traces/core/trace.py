@@ -64,7 +64,7 @@ def _log_call(levelno: int) -> _LogCall:
 
     It builds a record's values as a plain tuple in ``Record``'s field order and, with
     ``_queue``, appends it to every sink whose level admits it: the fan-out of
-    ``channel.offer_all``, inlined for the same reason. This is its one inlined copy, and
+    ``fanout.offer_all``, inlined for the same reason. This is its one inlined copy, and
     tests/core/test_fan_out.py checks that the two reach the same sinks the same way. Sinks'
     buffers hold plain tuples: the garbage collector stops tracking a tuple of plain values,
     but never a tuple subclass, and re-scanning every queued Record cost the caller more than

@@ -35,27 +35,22 @@ from workflow_traces.pipeline.batching import NO_LIMIT, Marker, Waiter, take_bat
 from workflow_traces.pipeline.bounds import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_SIZE, BufferBounds
 from workflow_traces.pipeline.delivery import Delivery, export_with_retries
 from workflow_traces.pipeline.fanout import BIG as _BIG
-from workflow_traces.pipeline.fanout import Tap, offer_all
 from workflow_traces.pipeline.health import SinkCounters, SinkHealth
-from workflow_traces.pipeline.lifecycle import EXIT_FLUSH_TIMEOUT, exiting, flush_all
+from workflow_traces.pipeline.lifecycle import exiting, flush_all
 from workflow_traces.pipeline.process import RecordProcess, default_process
 from workflow_traces.pipeline.retry import RetryPolicy
 
-# RetryPolicy, SinkHealth, exiting, flush_all, EXIT_FLUSH_TIMEOUT, Tap and offer_all live in
-# retry, health, lifecycle and fanout; they are named here too for the modules that import them
-# from the channel.
+# RetryPolicy, SinkHealth, exiting and flush_all live in retry, health and lifecycle; they are
+# named here too for the modules that import them from the channel.
 __all__ = [
     "DEFAULT_QUEUE_BYTES",
     "DEFAULT_QUEUE_SIZE",
-    "EXIT_FLUSH_TIMEOUT",
     "Channel",
     "Overflow",
     "RetryPolicy",
     "SinkHealth",
-    "Tap",
     "exiting",
     "flush_all",
-    "offer_all",
 ]
 
 Overflow = Literal["block", "drop"]
@@ -198,14 +193,22 @@ class Channel:
             return
         if size >= _BIG:
             with self._space:
-                self._bounds.add_big(size)
-                self._set_limits()
-            self._pending_bytes += size
-        dq.append(rec)
+                self._admit(rec)
+        else:
+            dq.append(rec)
         if (queued >= self.wake_records or self._pending_bytes >= self._wake_bytes) and (
             not self._wake.is_set()
         ):
             self._wake.set()
+
+    def _admit(self, rec: RecordValues) -> None:
+        """Queue ``rec``, a big one counted against ``queue_bytes`` first (under ``_space``)."""
+        size = rec[-1]
+        if size >= _BIG:
+            self._bounds.add_big(size)
+            self._set_limits()
+            self._pending_bytes += size
+        self._dq.append(rec)
 
     def _report_drop(self) -> None:
         """Report a drop, at most every 5 seconds: a sink whose service is down refuses every
@@ -271,8 +274,8 @@ class Channel:
             # did, and under load a caller waited out block_timeout while others went on).
             waiter = Waiter(rec)
             with self._space:
-                if len(self._dq) < self._capacity and not self._blocked:
-                    self._dq.append(rec)
+                if not self._blocked and not self._full_for(rec[-1], len(self._dq)):
+                    self._admit(rec)
                     return
                 self._blocked.append(waiter)
             self._wake.set()
@@ -480,13 +483,13 @@ class Channel:
         return batch, marker
 
     def _place_blocked(self) -> None:
-        """Move blocked callers' records into the room just freed, in the order they came."""
-        dq, capacity = self._dq, self._capacity
+        """Move blocked callers' records into the room just freed (in records and in bytes),
+        in the order they came."""
         with self._space:
             waiting = self._blocked
-            while waiting and len(dq) < capacity:
+            while waiting and not self._full_for(waiting[0].rec[-1], len(self._dq)):
                 waiter = waiting.popleft()
-                dq.append(waiter.rec)
+                self._admit(waiter.rec)
                 waiter.placed = True
                 waiter.ready.set()
 
