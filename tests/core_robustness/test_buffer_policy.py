@@ -106,6 +106,30 @@ def test_drop_policy_counts_and_reports_drops(gate: GateSink, reports: Any) -> N
     assert len(gate.ids()) == len(set(gate.ids())) == 11
 
 
+def test_refusals_from_many_threads_are_each_counted(gate: GateSink) -> None:
+    # A full buffer's refusals are counted without the lock, by a counter that each refusal
+    # advances in one C call: none is lost between threads.
+    handler = _gated(gate, queue_size=10, overflow="drop")
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    _hold_worker(gate, trace)
+
+    def log() -> None:
+        for i in range(5000):
+            trace.info(f"r{i}")
+
+    threads = [threading.Thread(target=log) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert trace.health()[gate.name].dropped == 8 * 5000 - 10
+    gate.gate.set()
+    trace.close()
+    health = trace.health()[gate.name]
+    assert (health.written, health.dropped, health.failed) == (11, 8 * 5000 - 10, 0)
+    assert len(set(gate.ids())) == 11
+
+
 def test_block_policy_blocks_up_to_the_timeout_then_drops(gate: GateSink) -> None:
     handler = _gated(gate, queue_size=5, overflow="block", block_timeout=0.2)
     trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))

@@ -20,9 +20,11 @@ abandoned) is no longer counted. The channel's worker and the send side of a net
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from workflow_traces.diagnostics import report
@@ -80,6 +82,12 @@ class SinkCounters:
         self._sealed = False
         #: Held while the worker takes a batch and while a reading is made (see Channel).
         self.lock = threading.Lock()
+        # Records refused by a full buffer, counted without the lock (see ``refused``).
+        self._refusals = itertools.count()
+        #: Count one record refused by a full buffer, part of ``dropped``. A sink whose service
+        #: is down refuses every record the caller logs, so this is one C call, atomic under the
+        #: GIL: ``next`` of a counter (the lock cost the caller 0.2 µs a record more).
+        self.refused: Callable[[], int] = self._refusals.__next__
 
     def after_fork(self) -> None:
         """In a forked child: a new lock (another thread of the parent may have held this one),
@@ -129,11 +137,10 @@ class SinkCounters:
             if self._settle(count, taken):
                 self.dropped += count
 
-    def refused(self) -> None:
-        """One record refused by a full buffer (``drop(1)``, as cheap as can be: a sink whose
-        service is down refuses every record the caller logs)."""
-        with self.lock:
-            self.dropped += 1
+    def refusals(self) -> int:
+        """How many records ``refused`` counted (read off the counter without advancing it:
+        its repr is ``count(n)``)."""
+        return int(repr(self._refusals)[6:-1])
 
     def fail(self, exc: BaseException, count: int, *, taken: bool = True) -> None:
         """``count`` records were given up because of ``exc``; reported at ERROR."""
@@ -202,7 +209,7 @@ class SinkCounters:
         return SinkHealth(
             name=self.name,
             written=self.written,
-            dropped=self.dropped,
+            dropped=self.dropped + self.refusals(),
             failed=self.failed,
             queued=buffered + self.in_flight,
             last_error=None if last is None else f"{type(last).__name__}: {last}",
