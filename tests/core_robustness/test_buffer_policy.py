@@ -359,15 +359,21 @@ def test_big_records_count_one_by_one_against_queue_bytes(gate: GateSink) -> Non
     assert trace.health()[gate.name].written == fits + 1
 
 
+def _blocking_mib_trace(gate: GateSink, block_timeout: float) -> Trace:
+    """A trace whose one sink blocks callers on a full buffer of 1 MiB, its worker held."""
+    handler = _gated(
+        gate, queue_size=10**6, overflow="block", block_timeout=block_timeout, queue_bytes=1 << 20
+    )
+    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
+    _hold_worker(gate, trace)
+    return trace
+
+
 def test_big_records_wait_for_room_in_bytes_under_the_block_policy(gate: GateSink) -> None:
     # A caller blocked on a full buffer, and the worker placing its record, count bytes as the
     # fast path does: a big record waits for room in bytes, not only for a free slot.
     big = "b" * 100_000
-    handler = _gated(
-        gate, queue_size=10**6, overflow="block", block_timeout=0.05, queue_bytes=1 << 20
-    )
-    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
-    _hold_worker(gate, trace)
+    trace = _blocking_mib_trace(gate, block_timeout=0.05)
     for _ in range(30):
         trace.info(big)  # past the bound, each waits 0.05 s for room, then is dropped
     fits = (1 << 20) // _cost(big)
@@ -381,11 +387,7 @@ def test_big_records_wait_for_room_in_bytes_under_the_block_policy(gate: GateSin
 
 def test_a_blocked_big_record_is_placed_once_the_worker_frees_room(gate: GateSink) -> None:
     big = "c" * 100_000
-    handler = _gated(
-        gate, queue_size=10**6, overflow="block", block_timeout=10.0, queue_bytes=1 << 20
-    )
-    trace = Trace("gated", handler=MultiHandler("gated", handlers=[handler]))
-    _hold_worker(gate, trace)
+    trace = _blocking_mib_trace(gate, block_timeout=10.0)
     fits = (1 << 20) // _cost(big)
     for _ in range(fits):
         trace.info(big)
